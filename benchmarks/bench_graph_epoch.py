@@ -2,8 +2,9 @@
 into BENCHMARKS.md.
 
 - ours: ``gps`` and ``gradformer`` (4 layers, 64 channels, 4 heads, GIN local branch, batch 128),
-  trained through the trainer's own data path (``Evaluator.loader``: size-bucketed batches) and
-  epoch loop (``train_epoch``)
+  trained through the trainer's own data path (``Evaluator.loader``) and epoch loop
+  (``train_epoch``), on random batches (the default: attention pads per size group inside the
+  batch) and on size-bucketed batches (``bucket: true``)
 - peer: PyG's ``GPSConv`` in a small model written as a PyG user would (Linear encoder,
   4 x GPSConv(64, GINConv(MLP), heads=4, attn_type='multihead'), mean pool, MLP head), fed by
   PyG's ``DataLoader(shuffle=True)``
@@ -37,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_layers import write_section  # noqa: E402
 
 MARK = "bench_graph_epoch"
-MODELS = ("gps", "gradformer", "pyg_gps")
+# "name:bucket" trains the same model on size-bucketed batches instead of random ones.
+MODELS = ("gps", "gradformer", "gps:bucket", "gradformer:bucket", "pyg_gps")
 SIZE = dict(layers=4, hidden=64, heads=4, local="gin")
 
 
@@ -78,10 +80,11 @@ def child_ours(name: str, args) -> dict:
     from gnnformer.registry import MODELS as REGISTRY
     from gnnformer.training import trainer as T
 
+    name, _, variant = name.partition(":")
     if name not in REGISTRY:
         return {"skipped": f"model {name!r} is not registered in this checkout"}
     cfg = T.ExperimentConfig(model=name, dataset="NCI1", data_root=args.data_root, batch_size=args.batch_size,
-                             model_args=dict(SIZE))
+                             bucket=variant == "bucket", model_args=dict(SIZE))
     prep = T.prepare(cfg)  # encodings come from the cache (the parent computed them)
     split = T.make_splits(cfg, prep)[0][1]
     base = rss_mib()
@@ -151,8 +154,11 @@ def child_pyg(args) -> dict:
 
 def padding(args) -> dict:
     """Attention cells per epoch of the training split: dense batches (sum of B * Nmax^2) against
-    the graphs themselves (sum of n^2), for random batches and for size-bucketed ones."""
+    the graphs themselves (sum of n^2), for random batches (padded whole, or per size group as the
+    attention does) and for size-bucketed ones."""
     import torch
+
+    from gnnformer.nn.attention import plan_size_groups
 
     from gnnformer.datasets import random_split
     from gnnformer.training.sampler import SizeBucketSampler, attention_cells
@@ -163,7 +169,13 @@ def padding(args) -> dict:
     sampler = SizeBucketSampler(sizes, args.batch_size, gen)
     rand = [attention_cells(sizes, torch.randperm(len(sizes), generator=gen).split(args.batch_size)) for _ in range(5)]
     bucket = [attention_cells(sizes, sampler.batches()) for _ in range(5)]
-    return {"needed": rand[0][1], "random": sum(p for p, _ in rand) / 5, "bucketed": sum(p for p, _ in bucket) / 5}
+    grouped = []
+    for _ in range(5):
+        batches = torch.randperm(len(sizes), generator=gen).split(args.batch_size)
+        groups = [b[g] for b in batches for g in plan_size_groups(sizes[b], 8)]
+        grouped.append(attention_cells(sizes, groups)[0])
+    return {"needed": rand[0][1], "random": sum(p for p, _ in rand) / 5, "bucketed": sum(p for p, _ in bucket) / 5,
+            "grouped": sum(grouped) / 5}
 
 
 def child_spd(args) -> dict:
@@ -260,7 +272,10 @@ def main() -> None:
         machine += f"; other CPU load just before / after the run: {load_before:.0%} / {load_after:.0%}"
     peer = results.get("pyg_gps")
     peer_t = statistics.median(peer["times"]) if peer and "times" in peer else None
-    label = {"gps": "gnnformer gps (size-bucketed batches)", "gradformer": "gnnformer gradformer (size-bucketed batches)",
+    label = {"gps": "gnnformer gps (random batches, size groups)",
+             "gradformer": "gnnformer gradformer (random batches, size groups)",
+             "gps:bucket": "gnnformer gps (size-bucketed batches)",
+             "gradformer:bucket": "gnnformer gradformer (size-bucketed batches)",
              "pyg_gps": "PyG GPSConv model (DataLoader shuffle)"}
     command = "python benchmarks/bench_graph_epoch.py" + (f" --epochs {args.epochs}" if args.epochs != 3 else "") + (
         f" --threads {args.threads}" if args.threads else "") + (f" --data-root {args.data_root}" if args.data_root else "")
@@ -286,9 +301,10 @@ def main() -> None:
                      f"{res['peak_mib'] - res['base_mib']:.0f} |")
     lines += ["",
               f"Attention cells per epoch (dense batches, sum of B * Nmax^2, mean of 5 epochs) against the "
-              f"graphs' own sum of n^2 = {pad['needed']:,}: random batches {pad['random']:,.0f} "
-              f"({pad['random'] / pad['needed']:.2f}x), size-bucketed {pad['bucketed']:,.0f} "
-              f"({pad['bucketed'] / pad['needed']:.2f}x).",
+              f"graphs' own sum of n^2 = {pad['needed']:,}: random batches padded whole {pad['random']:,.0f} "
+              f"({pad['random'] / pad['needed']:.2f}x), random batches padded per size group (at most 8 "
+              f"groups, the attention default) {pad['grouped']:,.0f} ({pad['grouped'] / pad['needed']:.2f}x), "
+              f"size-bucketed batches {pad['bucketed']:,.0f} ({pad['bucketed'] / pad['needed']:.2f}x).",
               "",
               f"SPD preprocessing of all {spd['graphs']} NCI1 graphs ({spd['pairs']:,} node pairs), "
               f"`precompute_encodings(graphs, spd=True)`, median of {len(spd['cold'])}: "

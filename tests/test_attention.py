@@ -322,3 +322,67 @@ def test_fused_kernel_path_equals_explicit_softmax():
     out = attn(x, batch, attn_bias=blocked)
     assert torch.isfinite(out).all()
     torch.testing.assert_close(out[0], attn.out_proj.bias)
+
+
+# ---------------------------------------------------------------------------------------------
+# Size groups: a random batch padded per group of similar sizes, not to its largest graph
+
+
+def _brute_force_cells(sizes, max_groups):
+    import itertools
+
+    s = sorted(sizes)
+    n, best = len(s), float("inf")
+    for k in range(max_groups):
+        for cuts in itertools.combinations(range(1, n), k):
+            b = [0, *cuts, n]
+            best = min(best, sum((b[i + 1] - b[i]) * s[b[i + 1] - 1] ** 2 for i in range(len(b) - 1)))
+    return best
+
+
+def test_plan_size_groups_is_optimal_and_covers_every_nonempty_graph():
+    from gnnformer.nn.attention import plan_size_groups
+
+    # By hand: sizes 5,0,30,3,12,111,7,30 in 3 groups -> {3,5,7,12} {30,30} {111}:
+    # 4*144 + 2*900 + 12321 = 14697 cells, against 7*111^2 = 86247 padded whole.
+    groups = plan_size_groups(torch.tensor([5, 0, 30, 3, 12, 111, 7, 30]), 3)
+    assert [g.tolist() for g in groups] == [[0, 3, 4, 6], [2, 7], [5]]
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(100):
+        n = int(torch.randint(1, 8, (), generator=gen))
+        counts = torch.randint(1, 20, (n,), generator=gen)
+        k = int(torch.randint(1, 5, (), generator=gen))
+        groups = plan_size_groups(counts, k)
+        assert len(groups) <= k
+        assert sorted(torch.cat(groups).tolist()) == list(range(n))
+        assert sum(len(g) * int(counts[g].max()) ** 2 for g in groups) == _brute_force_cells(counts.tolist(), k)
+
+
+@pytest.mark.parametrize("extra", ["none", "scale", "bias", "scale+bias+mask"])
+def test_size_groups_give_the_same_output_as_one_dense_batch(extra):
+    gen = torch.Generator().manual_seed(1)
+    sizes = torch.randint(1, 40, (24,), generator=gen)
+    sizes[5] = 0  # an empty graph in the middle
+    batch = torch.repeat_interleave(torch.arange(24), sizes)
+    perm = torch.randperm(batch.numel(), generator=gen)  # nodes out of graph order
+    x = torch.randn(batch.numel(), 16, generator=gen)
+    B, N = 24, int(sizes.max())
+    kw = {}
+    if "scale" in extra:
+        kw["attn_scale"] = torch.rand(B, 4, N, N, generator=gen)
+    if "bias" in extra:
+        kw["attn_bias"] = torch.randn(B, N, N, generator=gen)
+    if "mask" in extra:
+        kw["attn_mask"] = torch.rand(B, N, N, generator=gen) < 0.3
+    torch.manual_seed(0)
+    att = GraphMultiheadAttention(16, 4)
+    outs, grads = [], []
+    for groups in (1, 8):
+        att.size_groups = groups
+        xi = x[perm].clone().requires_grad_(True)
+        out = att(xi, batch[perm], **kw)
+        out.square().sum().backward()
+        outs.append(out)
+        grads.append(xi.grad)
+    assert torch.allclose(outs[0], outs[1], atol=1e-5)
+    assert torch.allclose(grads[0], grads[1], atol=1e-4)

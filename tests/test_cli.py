@@ -175,3 +175,15 @@ def test_console_script_end_to_end(tmp_path):
                         capture_output=True, text=True, env=env)
     assert ok.returncode == 0, ok.stderr
     assert "test_accuracy" in ok.stdout and (tmp_path / "metrics.json").is_file()
+
+
+def test_eval_reproduces_a_node_task_over_many_graphs(tmp_path, capsys):
+    # CLUSTER-mini: one label per node, 1400 graphs split over graphs. `eval` must count graphs,
+    # not the nodes of the first graph, when it checks the stored split against the data.
+    code, _, err = run(capsys, "train", "--model", "gin", "--dataset", "CLUSTER-mini", "--epochs", "1",
+                       "--out", str(tmp_path), "--quiet", "model.hidden=16", "model.layers=2", "batch_size=128")
+    assert code == 0, err
+    code, out, err = run(capsys, "eval", "--checkpoint", str(tmp_path / "best.pt"))
+    assert code == 0, err
+    stored = load_checkpoint(tmp_path / "best.pt")["metrics"]["test"]["accuracy"]
+    assert f"test_accuracy   {stored:.4f}   (at save time: {stored:.4f})" in out

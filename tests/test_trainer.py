@@ -155,7 +155,7 @@ def test_training_loader_buckets_by_size_unless_disabled(monkeypatch):
     assert sum(b.num_graphs for b in loader) == len(split.train)
     plain = T.Evaluator(prep, 16, torch.device("cpu"), bucket=False).loader(split.train, shuffle=True, generator=gen)
     assert not isinstance(plain.batch_sampler, SizeBucketSampler)
-    assert config_from_mapping({"bucket": False}).bucket is False
+    assert config_from_mapping({}).bucket is False and config_from_mapping({"bucket": True}).bucket is True
     # Only models that pad batches for dense attention get size buckets in training.
     assert prep.dense_attention and not T.prepare(config_from_mapping({"model": "gin"})).dense_attention
     made = []
@@ -167,9 +167,10 @@ def test_training_loader_buckets_by_size_unless_disabled(monkeypatch):
 
     monkeypatch.setattr(T.Evaluator, "__init__", spy)
     for model, args in (("gin", {"hidden": 16}), ("gps", _small_gps()["model_args"])):
-        cfg_m = config_from_mapping({**_small_gps(epochs=1), "model": model, "model_args": args})
-        T.train_one(cfg_m, T.prepare(cfg_m), split, seed=0)
-    assert made == [False, True]
+        for bucket in (False, True):
+            cfg_m = config_from_mapping({**_small_gps(epochs=1), "model": model, "model_args": args, "bucket": bucket})
+            T.train_one(cfg_m, T.prepare(cfg_m), split, seed=0)
+    assert made == [False, False, False, True]
     with pytest.raises(ConfigError, match="bucket must be true or false"):
         config_from_mapping({"bucket": "yes please"})
 

@@ -33,7 +33,7 @@ def evaluate_checkpoint(path: str, data_root: Optional[str] = None) -> Dict[str,
     graphs = precompute_encodings(ds.graphs, **ckpt["encodings"]) if ckpt["encodings"] else list(ds.graphs)
     prep = Prepared(ds, get_task(ckpt["task"]), graphs, ckpt["model_config"], ckpt["encodings"])
     split = Split(**{k: torch.tensor(v, dtype=torch.long) for k, v in ckpt["split"].items()})
-    n_items = graphs[0].num_nodes if prep.task.level == "node" else len(graphs)
+    n_items = graphs[0].num_nodes if prep.single_graph else len(graphs)
     if split.test.numel() and int(split.test.max()) >= n_items:
         raise CheckpointError(f"The checkpoint's test split does not fit {ds.name} as loaded now ({n_items} items).")
     model = model_from_checkpoint(ckpt)
@@ -52,9 +52,7 @@ def predict_file(path: str, input_path: str, batch_size: int = 64) -> Dict[str, 
         graphs = precompute_encodings(graphs, cache=False, **ckpt["encodings"])
     task = get_task(ckpt["task"])
     model = model_from_checkpoint(ckpt)
-    if task.level == "node":
-        outs = [model(graphs[0])]
-    else:
-        outs = [model(b) for b in DataLoader(graphs, batch_size=batch_size)]
+    # Node tasks: one row per node of every graph, graph after graph; graph tasks: one per graph.
+    outs = [model(b) for b in DataLoader(graphs, batch_size=batch_size)]
     out = torch.cat(outs)
     return {"task": task.name, "outputs": out, "predictions": task.predict(out), "count": out.size(0)}
