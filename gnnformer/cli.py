@@ -79,6 +79,11 @@ def list_cmd() -> None:
     console.print("[bold]Models[/bold]")
     for name, summary in list_models():
         console.print(f"  {name:<14} {summary}")
+    from .fewshot import list_fewshot_models
+
+    console.print("[bold]Few-shot models[/bold] (gnnformer fewshot)")
+    for name, summary in list_fewshot_models():
+        console.print(f"  {name:<14} {summary}")
     console.print("[bold]Datasets[/bold]")
     for name, summary in list_datasets():
         console.print(f"  {name:<14} {summary}")
@@ -125,8 +130,12 @@ def train(model, dataset, config_file, data_root, epochs, seed, folds, out_dir, 
 @click.option("--data-root", type=click.Path(file_okay=False), help="Folder holding the datasets.")
 def eval_cmd(checkpoint, data_root) -> None:
     """Evaluate a checkpoint on the test split it was selected with."""
+    from .training.checkpoint import load_checkpoint
     from .training.inference import evaluate_checkpoint
 
+    if isinstance(load_checkpoint(checkpoint).get("fewshot"), dict):
+        raise UserError(f"{checkpoint} is a few-shot checkpoint: its test results come from `gnnformer fewshot` "
+                        "(metrics.json); apply it to a new task with `gnnformer predict --support`.")
     res = evaluate_checkpoint(checkpoint, data_root)
     console = _console()
     console.print(f"{res['model']} on {res['dataset']} (test split of the checkpoint)")
@@ -137,14 +146,38 @@ def eval_cmd(checkpoint, data_root) -> None:
 
 
 @cli.command()
-@click.option("--checkpoint", required=True, type=click.Path(), help="A best.pt written by `gnnformer train`.")
+@click.option("--checkpoint", required=True, type=click.Path(),
+              help="A best.pt written by `gnnformer train`, or a few-shot checkpoint written by `gnnformer fewshot`.")
 @click.option("--input", "input_path", required=True, type=click.Path(),
               help="Graphs to predict: a TU raw folder, a Planetoid raw folder, or a SMILES file.")
 @click.option("--output", type=click.Path(dir_okay=False), help="Write CSV here instead of standard output.")
-def predict(checkpoint, input_path, output) -> None:
-    """Predict with a checkpoint; prints one CSV row per graph (or node)."""
+@click.option("--support", type=click.Path(dir_okay=False),
+              help="Few-shot checkpoints only (required there): CSV of labelled molecules (smiles,label) to adapt to.")
+@click.option("--invalid", type=click.Choice(["skip", "error"]), default=None,
+              help="Few-shot checkpoints only: skip SMILES RDKit cannot encode (reported with file:line) or stop [error].")
+def predict(checkpoint, input_path, output, support, invalid) -> None:
+    """Predict with a checkpoint; prints one CSV row per graph (or node).
+
+    A few-shot checkpoint is first adapted to the labelled --support set, then scores every
+    SMILES of --input (one probability per molecule).
+    """
+    from .fewshot.predict import is_fewshot
+    from .training.checkpoint import load_checkpoint
     from .training.inference import predict_file
 
+    ckpt = load_checkpoint(checkpoint)
+    if is_fewshot(ckpt):
+        if support is None:
+            raise UserError(f"{checkpoint} is a few-shot checkpoint ({ckpt['fewshot'].get('name', ckpt['model'])} "
+                            f"on {ckpt['dataset']}); it needs --support FILE: a CSV with 'smiles' and 'label' (0/1) columns, e.g. "
+                            f"{ckpt['fewshot'].get('shots', 5)} positives and as many negatives of the new task.")
+        _predict_fewshot(checkpoint, ckpt, support, input_path, output, invalid or "error")
+        return
+    if support is not None:
+        raise UserError(f"--support is for few-shot checkpoints; {checkpoint} is a normal checkpoint "
+                        f"({ckpt['model']} trained on {ckpt['dataset']}). Drop --support.")
+    if invalid is not None:
+        raise UserError("--invalid is for few-shot checkpoints; a normal checkpoint refuses any SMILES it cannot encode.")
     res = predict_file(checkpoint, input_path)
     buf = io.StringIO()
     writer = csv.writer(buf)
@@ -164,6 +197,70 @@ def predict(checkpoint, input_path, output) -> None:
         click.echo(f"wrote {res['count']} predictions to {output}")
     else:
         click.echo(buf.getvalue(), nl=False)
+
+
+def _predict_fewshot(checkpoint, ckpt, support, input_path, output, invalid) -> None:
+    from .fewshot.predict import predict_fewshot
+
+    res = predict_fewshot(checkpoint, support, input_path, invalid=invalid, ckpt=ckpt)
+    for bad in res["skipped"]:
+        click.echo(f"skipped {bad}", err=True)
+    for note in res["notes"]:
+        click.echo(f"note: {note}", err=True)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["line", "smiles", "probability"])
+    for line, smiles, prob in res["rows"]:
+        writer.writerow([line, smiles, f"{prob:.6f}"])
+    if output:
+        Path(output).write_text(buf.getvalue())
+        click.echo(f"wrote {len(res['rows'])} predictions to {output}")
+    else:
+        click.echo(buf.getvalue(), nl=False)
+
+
+@cli.command()
+@click.option("--dataset", type=click.Choice(["tox21", "sider"], case_sensitive=False),
+              help="Few-shot tasks: tox21 (9 meta-train / 3 meta-test tasks) or sider (21 / 6).")
+@click.option("--shots", type=click.IntRange(min=1), help="k: k positives + k negatives per support set [5].")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML file of settings.")
+@click.option("--data-root", type=click.Path(file_okay=False), help="Folder holding FewShotMol/ and MoleculeNet/.")
+@click.option("--seed", type=int, help="Seed of initialisation, episodes and support draws.")
+@click.option("--invalid", type=click.Choice(["skip", "error"]),
+              help="SMILES RDKit cannot encode: skip them (reported with file:line) or stop [skip].")
+@click.option("--quick", is_flag=True, help="Smoke-scale run (few steps, 5 draws, no pre-training): minutes, not hours.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Output folder [runs/fewshot-<dataset>-<k>shot].")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.argument("overrides", nargs=-1)
+def fewshot(dataset, shots, config_file, data_root, seed, invalid, quick, out_dir, quiet, overrides) -> None:
+    """Meta-train FS-GNNCvTR and its baselines on few-shot tasks and evaluate them (ROC-AUC).
+
+    Writes metrics.json, per_task.csv, config.yaml and checkpoints/<method>-<pretrain>.pt.
+    OVERRIDES are key=value settings, e.g. episodes=200 draws=30 adapt=all model.hidden=128.
+    """
+    from .fewshot.run import QUICK, fewshot_config, results_table, run_fewshot
+    from .training.trainer import apply_overrides
+
+    values = _load_config_file(config_file)
+    if quick:
+        values.update(QUICK)
+    for key, val in (("dataset", dataset), ("shots", shots), ("data_root", data_root), ("seed", seed),
+                     ("invalid", invalid)):
+        if val is not None:
+            values[key] = val
+    values = apply_overrides(values, list(overrides))
+    cfg = fewshot_config(values)
+    out = Path(out_dir or f"runs/fewshot-{cfg.dataset}-{cfg.shots}shot")
+    metrics = run_fewshot(cfg, out, progress=not quiet)
+    console = _console()
+    for note in metrics["notes"]:
+        console.print(f"[yellow]note:[/yellow] {note}")
+    console.print(results_table(metrics))
+    console.print(f"protocol: {metrics['protocol']}")
+    if metrics["reduced"]:
+        console.print(f"[yellow]reduced:[/yellow] {'; '.join(metrics['reduced'])}")
+    console.print(f"wrote {out}/metrics.json, per_task.csv, config.yaml, checkpoints/")
 
 
 @cli.command()

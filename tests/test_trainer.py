@@ -161,9 +161,9 @@ def test_training_loader_buckets_by_size_unless_disabled(monkeypatch):
     made = []
     real_init = T.Evaluator.__init__
 
-    def spy(self, prep, batch_size, device, bucket=True):
+    def spy(self, prep, batch_size, device, bucket=True, **kwargs):
         made.append(bucket)
-        real_init(self, prep, batch_size, device, bucket)
+        real_init(self, prep, batch_size, device, bucket, **kwargs)
 
     monkeypatch.setattr(T.Evaluator, "__init__", spy)
     for model, args in (("gin", {"hidden": 16}), ("gps", _small_gps()["model_args"])):

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..registry import DATASETS
-from . import molecules, planetoid, synthetic, tu  # imports register the datasets
+from . import instances, molecules, planetoid, synthetic, temporal, tu  # imports register the datasets
 from .root import describe_root, resolve_data_root
 from .schema import FeatureSchema, GraphDataset
-from .splits import Split, planetoid_public_split, random_split, stratified_kfold
+from .splits import Split, per_class_split, planetoid_public_split, random_split, stratified_kfold
 
 
 def list_datasets() -> list[tuple[str, str]]:
@@ -24,16 +24,22 @@ def list_datasets() -> list[tuple[str, str]]:
     return [(e.name, e.summary) for e in DATASETS]
 
 
-def load_dataset(name: str, data_root: str | None = None) -> GraphDataset:
+def load_dataset(name: str, data_root: str | None = None, options: dict | None = None) -> GraphDataset:
     """Load a dataset by name (any case) from the resolved data root.
 
     Registered names load with their family's PyG class; any other name that exists as
-    ``<root>/TU/<NAME>/raw`` loads as a TU dataset.
+    ``<root>/TU/<NAME>/raw`` loads as a TU dataset. ``options`` are the dataset's own settings
+    (e.g. ``{"lags": 8}`` for a temporal series, ``{"k": 10}`` for ``digits-knn``); a dataset
+    refuses options it does not have.
     """
     root, origin = resolve_data_root(data_root)
     key = name.strip()
+    options = dict(options or {})
     if key in DATASETS:  # case-insensitive; the loader carries the canonical spelling
-        return DATASETS.get(key)(root, origin)
+        loader = DATASETS.get(key)
+        return loader(root, origin, **_check_options(key, loader, options))
+    if options:
+        raise ConfigError(f"Dataset {name!r} takes no options, got {', '.join(sorted(options))}.")
     folder = tu.has_tu_folder(root, key)
     if folder is not None:
         return tu.load_tu(folder.name, root, origin)
@@ -42,6 +48,19 @@ def load_dataset(name: str, data_root: str | None = None) -> GraphDataset:
         f"Unknown dataset {name!r}. Known datasets: {known}.\n"
         f"Any other TU dataset loads by name when its files are at <root>/TU/{key}/raw/{key}_A.txt "
         f"(and the other {key}_*.txt files); data root here: {describe_root(root, origin)}.")
+
+
+def _check_options(name: str, loader, options: dict) -> dict:
+    """``options`` if the loader has a keyword-only parameter for each, else a `ConfigError`."""
+    import inspect
+
+    accepted = [p.name for p in inspect.signature(loader).parameters.values()
+                if p.kind is inspect.Parameter.KEYWORD_ONLY and not p.name.startswith("_")]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        has = f"Its options are: {', '.join(accepted)}." if accepted else "It takes no options."
+        raise ConfigError(f"Dataset {name!r} has no option(s) {', '.join(unknown)}. {has}")
+    return options
 
 
 def read_graphs_for_predict(schema: FeatureSchema, path: str) -> list:
@@ -66,6 +85,7 @@ __all__ = [
     "Split",
     "list_datasets",
     "load_dataset",
+    "per_class_split",
     "planetoid_public_split",
     "random_split",
     "read_graphs_for_predict",

@@ -48,7 +48,7 @@ def resolve_data_root(data_root: str | os.PathLike | None) -> tuple[Path, str]:
             f"Data root {root} ({ORIGINS[origin]}) {what}.\n"
             "Fix: pass --data-root (or set GNNFORMER_DATA) to a folder laid out as "
             "<root>/TU/<NAME>/raw, <root>/Planetoid/<Name>/raw or <root>/MoleculeNet/<name>/raw, "
-            "or leave both unset to use the built-in MUTAG and Cora.")
+            "or leave both unset to use the built-in MUTAG, Cora and chickenpox.")
     return root.resolve(), origin
 
 
@@ -182,7 +182,7 @@ def missing_error(name: str, expected: list[str], missing: list[str], folder: Pa
         f"  download:  {download}",
     ]
     if origin == "embedded":
-        lines.append("The built-in data holds only MUTAG and Cora.")
+        lines.append("The built-in data holds only MUTAG, Cora and the chickenpox series (temporal/chickenpox.json).")
     lines.append(
         f"Fix: put the files in that folder, or point --data-root (or GNNFORMER_DATA) at a folder "
         f"laid out as <root>/{layout}.")

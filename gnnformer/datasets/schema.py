@@ -10,7 +10,8 @@ from torch_geometric.data import Data
 
 from ..errors import CheckpointError
 
-TASKS = ("graph_classification", "graph_regression", "multitask_binary", "node_classification")
+TASKS = ("graph_classification", "graph_regression", "multitask_binary", "node_classification",
+         "node_regression")
 KINDS = ("tu", "planetoid", "molecule")
 
 

@@ -1,4 +1,4 @@
-"""Train/val/test splits: random, stratified k-fold and the Planetoid public split.
+"""Train/val/test splits: random, stratified k-fold, per-class label budgets and the Planetoid public split.
 
 All splits are deterministic given the seed (a private ``torch.Generator``, so the global RNG is
 neither used nor disturbed) and return sorted ``torch.long`` index tensors.
@@ -103,3 +103,39 @@ def planetoid_public_split(data) -> Split:
             raise DataError(f"The graph has no {key}; the public split exists only for Planetoid datasets.")
         masks.append(_sorted(mask.nonzero().view(-1)))
     return Split(*masks)
+
+
+def per_class_split(labels: Tensor, per_class: int, seed: int, num_val: int = 500,
+                    num_test: int | None = 1000) -> Split:
+    """A label-budget split of one graph's nodes: ``per_class`` training nodes of every class.
+
+    Every class's nodes are shuffled and the first ``per_class`` train (so training is exactly
+    class-balanced); the other nodes are shuffled together and the first ``num_val`` validate and
+    the next ``num_test`` test (``num_test=None``: all the rest test). Validation and test are
+    drawn at random, not per class. Nodes with a negative label (unlabelled) are never chosen.
+    """
+    labels = torch.as_tensor(labels).view(-1)
+    if per_class < 1:
+        raise ConfigError(f"per_class must be at least 1, got {per_class}.")
+    if num_val < 1 or (num_test is not None and num_test < 1):
+        raise ConfigError(f"num_val and num_test must be at least 1 (num_test null = the rest), "
+                          f"got {num_val} and {num_test}.")
+    gen = torch.Generator().manual_seed(int(seed))
+    labelled = (labels >= 0).nonzero().view(-1)
+    train = []
+    for c in torch.unique(labels[labelled]).tolist():
+        members = (labels == c).nonzero().view(-1)
+        if members.numel() < per_class:
+            raise DataError(f"Class {c} has {members.numel()} nodes, fewer than per_class={per_class}.")
+        train.append(members[torch.randperm(members.numel(), generator=gen)[:per_class]])
+    train = torch.cat(train)
+    taken = torch.zeros(labels.numel(), dtype=torch.bool)
+    taken[train] = True
+    rest = labelled[~taken[labelled]]
+    rest = rest[torch.randperm(rest.numel(), generator=gen)]
+    need = num_val + (num_test if num_test is not None else 1)
+    if rest.numel() < need:
+        raise DataError(f"{rest.numel()} labelled nodes are left after {per_class} per class for training; "
+                        f"num_val={num_val} and num_test={num_test} need {need}.")
+    end = rest.numel() if num_test is None else num_val + num_test
+    return Split(train=_sorted(train), val=_sorted(rest[:num_val]), test=_sorted(rest[num_val:end]))

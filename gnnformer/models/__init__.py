@@ -11,7 +11,7 @@ from typing import Any
 from ..config import coerce_fields
 from ..errors import ConfigError
 from ..registry import MODELS
-from . import baselines, gps, gradformer, transformer  # noqa: F401  (imports register the models)
+from . import baselines, difformer, gps, gradformer, transformer  # noqa: F401  (imports register the models)
 from .base import GraphModel, ModelConfig
 
 

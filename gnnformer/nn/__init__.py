@@ -1,7 +1,9 @@
 """Building blocks: attention over a graph, the Transformer layer as a GNN layer, local MPNNs,
-the GPS fusion layer, positional/structural encodings, and Gradformer's distance decay."""
+the GPS fusion layer, positional/structural encodings, Gradformer's distance decay and DIFFormer's
+diffusion attention."""
 from .attention import GraphMultiheadAttention
 from .decay import ShortestPathDecay
+from .difformer import DIFFormerConv, gcn_propagate
 from .droppath import DropPath
 from .encodings import (
     LapPE,
@@ -19,6 +21,8 @@ from .transformer_layer import GraphTransformerLayer, make_norm
 
 __all__ = [
     "GraphMultiheadAttention",
+    "DIFFormerConv",
+    "gcn_propagate",
     "GraphTransformerLayer",
     "make_norm",
     "build_local_conv",

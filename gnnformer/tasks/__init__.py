@@ -66,6 +66,17 @@ class Regression(Task):
         return out
 
 
+class SquaredErrorRegression(Regression):
+    """Real-valued targets trained with mean squared error; reports MSE (monitored) and MAE."""
+
+    def loss(self, out, y):
+        return F.mse_loss(out, y.view_as(out))
+
+    def metrics(self, out, y):
+        y = y.view_as(out)
+        return {"mse": M.mse(out, y), "mae": M.mae(out, y)}
+
+
 class MultitaskBinary(Task):
     """Several binary targets per graph, some unknown (NaN): unknown labels add nothing to the loss."""
 
@@ -86,6 +97,7 @@ TASKS = {
     "graph_regression": Regression("graph_regression", "graph", "mae", "min"),
     "multitask_binary": MultitaskBinary("multitask_binary", "graph", "roc_auc", "max"),
     "node_classification": Classification("node_classification", "node", "accuracy", "max"),
+    "node_regression": SquaredErrorRegression("node_regression", "node", "mse", "min"),
 }
 
 

@@ -28,7 +28,7 @@ def evaluate_checkpoint(path: str, data_root: Optional[str] = None) -> Dict[str,
     """Re-run the checkpoint on the test split it was selected with; returns new and stored metrics."""
     ckpt = load_checkpoint(path)
     cfg: ExperimentConfig = config_from_mapping(ckpt["experiment"])
-    ds = load_dataset(ckpt["dataset"], data_root if data_root is not None else cfg.data_root)
+    ds = load_dataset(ckpt["dataset"], data_root if data_root is not None else cfg.data_root, cfg.dataset_args)
     FeatureSchema.from_dict(ckpt["schema"]).check_compatible(ds.schema)
     graphs = precompute_encodings(ds.graphs, **ckpt["encodings"]) if ckpt["encodings"] else list(ds.graphs)
     prep = Prepared(ds, get_task(ckpt["task"]), graphs, ckpt["model_config"], ckpt["encodings"])
@@ -37,7 +37,7 @@ def evaluate_checkpoint(path: str, data_root: Optional[str] = None) -> Dict[str,
     if split.test.numel() and int(split.test.max()) >= n_items:
         raise CheckpointError(f"The checkpoint's test split does not fit {ds.name} as loaded now ({n_items} items).")
     model = model_from_checkpoint(ckpt)
-    ev = Evaluator(prep, cfg.batch_size, torch.device("cpu"))
+    ev = Evaluator(prep, cfg.batch_size, torch.device("cpu"), node_chunk=cfg.node_batch_size if prep.single_graph else 0)
     return {"dataset": ds.name, "model": ckpt["model"], "test": ev.evaluate(model, split.test),
             "stored_test": ckpt.get("metrics", {}).get("test", {})}
 

@@ -1,4 +1,4 @@
-"""Metrics on plain tensors: accuracy, ROC-AUC (rank statistic, ties averaged), mean absolute error."""
+"""Metrics on plain tensors: accuracy, ROC-AUC (rank statistic, ties averaged), mean absolute and squared error."""
 from __future__ import annotations
 
 import math
@@ -56,3 +56,8 @@ def multitask_roc_auc(scores: Tensor, y: Tensor) -> float:
 
 def mae(pred: Tensor, y: Tensor) -> float:
     return (pred.reshape(y.shape) - y).abs().mean().item() if y.numel() else float("nan")
+
+
+def mse(pred: Tensor, y: Tensor) -> float:
+    """Mean squared error, ``mean((pred - y)^2)``; NaN for no items."""
+    return (pred.reshape(y.shape) - y).pow(2).mean().item() if y.numel() else float("nan")

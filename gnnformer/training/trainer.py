@@ -21,7 +21,8 @@ import yaml
 from torch_geometric.loader import DataLoader
 
 from .. import __version__
-from ..datasets import GraphDataset, Split, load_dataset, planetoid_public_split, random_split, stratified_kfold
+from ..datasets import (GraphDataset, Split, load_dataset, per_class_split, planetoid_public_split, random_split,
+                        stratified_kfold)
 from ..config import coerce_fields, parse_scalar
 from ..errors import ConfigError
 from ..models import create_model, model_config
@@ -30,6 +31,7 @@ from ..registry import MODELS
 from ..tasks import Task, get_task
 from .checkpoint import save_checkpoint
 from .plots import plot_curves
+from .minibatch import NodePartitionLoader, full_graph_outputs, train_partition_epoch
 from .sampler import SizeBucketSampler
 
 
@@ -42,7 +44,10 @@ class ExperimentConfig:
     seed: int = 0
     folds: int = 0  # k > 1: stratified k-fold cross-validation (classification of graphs)
     runs: int = 1  # without folds: independent runs with seeds seed, seed+1, ...
-    split: str = "auto"  # auto | random (80/10/10) | public (Planetoid masks, or the dataset's fixed split)
+    split: str = "auto"  # auto | random (80/10/10) | public (Planetoid masks, or the dataset's fixed split) | per_class
+    per_class: int = 20  # split=per_class (one graph): training nodes per class, drawn per run seed
+    num_val: int = 500  # split=per_class: validation nodes, drawn from the rest
+    num_test: Optional[int] = 1000  # split=per_class: test nodes, drawn from the rest after validation (null: all of it)
     lr: float = 1e-3
     weight_decay: float = 0.0
     batch_size: int = 32
@@ -53,7 +58,11 @@ class ExperimentConfig:
     # predicts the label (NCI1).
     bucket: bool = False
     train_fraction: float = 1.0  # train on a seeded, class-stratified subset of the training split
+    # One large graph (node task): train on random node partitions of this size (induced subgraphs),
+    # evaluate the full graph in chunks of this many nodes; 0 = the whole graph every step.
+    node_batch_size: int = 0
     model_args: Dict[str, Any] = field(default_factory=dict)
+    dataset_args: Dict[str, Any] = field(default_factory=dict)  # the dataset's own options, e.g. lags, k
 
     @classmethod
     def field_names(cls) -> List[str]:
@@ -66,12 +75,16 @@ class ExperimentConfig:
             raise ConfigError(f"folds must be 0 (no cross-validation) or at least 2, got {self.folds}.")
         if self.runs < 1:
             raise ConfigError(f"runs must be at least 1, got {self.runs}.")
-        if self.split not in ("auto", "random", "public"):
-            raise ConfigError(f"split must be auto, random or public, got {self.split!r}.")
+        if self.split not in ("auto", "random", "public", "per_class"):
+            raise ConfigError(f"split must be auto, random, public or per_class, got {self.split!r}.")
+        if self.per_class < 1 or self.num_val < 1 or (self.num_test is not None and self.num_test < 1):
+            raise ConfigError("per_class and num_val must be at least 1, and num_test at least 1 or null (the rest).")
         if self.lr <= 0 or self.batch_size < 1 or self.patience < 0:
             raise ConfigError("lr must be positive, batch_size at least 1 and patience not negative.")
         if self.device not in ("cpu", "cuda", "auto"):
             raise ConfigError(f"device must be cpu, cuda or auto, got {self.device!r}.")
+        if self.node_batch_size < 0:
+            raise ConfigError(f"node_batch_size must be 0 (full graph) or positive, got {self.node_batch_size}.")
         if not 0.0 < self.train_fraction <= 1.0:
             raise ConfigError(f"train_fraction must be in (0, 1], got {self.train_fraction}.")
         if self.device == "cuda" and not torch.cuda.is_available():
@@ -90,6 +103,8 @@ def config_from_mapping(values: Dict[str, Any]) -> ExperimentConfig:
         raise ConfigError(f"Unknown setting(s) {', '.join(unknown)}. Known settings: {', '.join(known)}.")
     if "model_args" in values and not isinstance(values["model_args"], dict):
         raise ConfigError(f"model_args must be a mapping of model options, got {values['model_args']!r}.")
+    if "dataset_args" in values and not isinstance(values["dataset_args"], dict):
+        raise ConfigError(f"dataset_args must be a mapping of dataset options, got {values['dataset_args']!r}.")
     cleaned = coerce_fields(ExperimentConfig, values, "experiment")
     cfg = ExperimentConfig(**cleaned)
     cfg.validate()
@@ -97,7 +112,8 @@ def config_from_mapping(values: Dict[str, Any]) -> ExperimentConfig:
 
 
 def apply_overrides(values: Dict[str, Any], overrides: List[str]) -> Dict[str, Any]:
-    """``key=value`` settings on the command line; ``model.<option>=value`` sets a model option.
+    """``key=value`` settings on the command line; ``model.<option>=value`` sets a model option and
+    ``dataset.<option>=value`` a dataset option.
 
     Values are parsed as YAML scalars, so ``lr=1e-3`` is a number and ``model.local=gine`` a string.
     """
@@ -109,6 +125,8 @@ def apply_overrides(values: Dict[str, Any], overrides: List[str]) -> Dict[str, A
         value = parse_scalar(raw)
         if key.startswith("model."):
             values.setdefault("model_args", {})[key[len("model."):]] = value
+        elif key.startswith("dataset."):
+            values.setdefault("dataset_args", {})[key[len("dataset."):]] = value
         else:
             values[key] = value
     return values
@@ -158,7 +176,7 @@ class Prepared:
 
 
 def prepare(cfg: ExperimentConfig, dataset: Optional[GraphDataset] = None, progress: bool = False) -> Prepared:
-    ds = dataset if dataset is not None else load_dataset(cfg.dataset, cfg.data_root)
+    ds = dataset if dataset is not None else load_dataset(cfg.dataset, cfg.data_root, cfg.dataset_args)
     task = get_task(ds.task)
     mcfg = model_config(
         cfg.model,
@@ -189,6 +207,11 @@ def _full_splits(cfg: ExperimentConfig, prep: Prepared) -> List[Tuple[int, Split
         data = prep.graphs[0]
         if cfg.folds:
             raise ConfigError("folds (cross-validation) is for graph datasets; node tasks use split=public or random.")
+        if cfg.split == "per_class":
+            if ds.task != "node_classification":
+                raise ConfigError(f"split=per_class needs class labels; {ds.name} is {ds.task}.")
+            return [(cfg.seed + r, per_class_split(data.y, cfg.per_class, cfg.seed + r, cfg.num_val, cfg.num_test))
+                    for r in range(cfg.runs)]
         use_public = cfg.split in ("auto", "public") and hasattr(data, "train_mask")
         if cfg.split == "public" and not hasattr(data, "train_mask"):
             raise ConfigError(f"{ds.name} has no public split; use split=random.")
@@ -197,6 +220,10 @@ def _full_splits(cfg: ExperimentConfig, prep: Prepared) -> List[Tuple[int, Split
     # A dataset that prescribes its split over graphs (``fixed_split``, e.g. CLUSTER's
     # 10000/1000/1000) is trained on it with split=auto or split=public.
     public = ds.fixed_split
+    if cfg.node_batch_size:
+        raise ConfigError("node_batch_size is for node tasks on one large graph; batches of graphs use batch_size.")
+    if cfg.split == "per_class":
+        raise ConfigError("split=per_class is for node classification on one graph (e.g. Cora, digits).")
     if cfg.split == "public" and public is None:
         raise ConfigError(f"{ds.name} has no public split; use split=random or folds=K.")
     if cfg.folds:
@@ -253,8 +280,10 @@ class Evaluator:
     graphs are batched sorted by size (less padding); without, in the given order.
     """
 
-    def __init__(self, prep: Prepared, batch_size: int, device: torch.device, bucket: bool = True) -> None:
+    def __init__(self, prep: Prepared, batch_size: int, device: torch.device, bucket: bool = True,
+                 node_chunk: int = 0) -> None:
         self.prep, self.batch_size, self.device, self.bucket = prep, batch_size, device, bucket
+        self.node_chunk = node_chunk  # one graph: full-graph inference in chunks of this many nodes (0: at once)
 
     def loader(self, idx: torch.Tensor, shuffle: bool = False, generator=None):
         """Batches of the graphs ``idx``: for training (``shuffle``: size-bucketed with ``bucket``,
@@ -276,6 +305,9 @@ class Evaluator:
     @torch.no_grad()
     def outputs(self, model, idx: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         model.eval()
+        if self.prep.single_graph and self.node_chunk:
+            data = self.prep.graphs[0]
+            return full_graph_outputs(model, data, self.node_chunk, self.device)[idx], data.y[idx].cpu()
         if self.prep.single_graph:
             data = self.prep.graphs[0].to(self.device)
             return model(data)[idx].cpu(), data.y[idx].cpu()
@@ -345,13 +377,18 @@ def train_one(cfg: ExperimentConfig, prep: Prepared, split: Split, seed: int,
     model = create_model(cfg.model, **prep.model_cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     # Size buckets only where they save compute: they also make batches less random.
-    ev = Evaluator(prep, cfg.batch_size, device, bucket=cfg.bucket and prep.dense_attention)
+    ev = Evaluator(prep, cfg.batch_size, device, bucket=cfg.bucket and prep.dense_attention,
+                   node_chunk=cfg.node_batch_size if prep.single_graph else 0)
     gen = torch.Generator().manual_seed(seed)
+    partitions = NodePartitionLoader(prep.graphs[0], cfg.node_batch_size, split.train, generator=gen) \
+        if prep.single_graph and cfg.node_batch_size else None
 
     best_state, best_key, best_epoch, history = None, None, 0, []
     for epoch in range(1, cfg.epochs + 1):
         model.train()
-        if prep.single_graph:
+        if partitions is not None:
+            train_loss = train_partition_epoch(model, opt, task, partitions, device)
+        elif prep.single_graph:
             data = prep.graphs[0].to(device)
             opt.zero_grad()
             loss = task.loss(model(data)[split.train.to(device)], data.y[split.train.to(device)])
@@ -451,8 +488,15 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, progress: bool = 
 def _protocol(cfg: ExperimentConfig, prep: Prepared) -> str:
     low = (f"; training on a seeded {cfg.train_fraction:g} of each training split (class-stratified for "
            "classification)") if cfg.train_fraction < 1 else ""
+    if prep.single_graph and cfg.split == "per_class":
+        test = "the rest" if cfg.num_test is None else str(cfg.num_test)
+        return (f"{cfg.per_class} training nodes per class, {cfg.num_val} validation, {test} test nodes, "
+                f"drawn per seed; {cfg.runs} seed(s) from {cfg.seed}" + low)
     if prep.single_graph:
-        return ("Planetoid public split" if cfg.split != "random" else "random 80/10/10 node split") + f", {cfg.runs} seed(s)" + low
+        public = cfg.split != "random" and hasattr(prep.graphs[0], "train_mask")
+        batches = (f"; mini-batches of {cfg.node_batch_size} random nodes (induced subgraphs), full-graph "
+                   "evaluation") if cfg.node_batch_size else ""
+        return ("Planetoid public split" if public else "random 80/10/10 node split") + f", {cfg.runs} seed(s)" + low + batches
     if cfg.folds:
         return f"stratified {cfg.folds}-fold CV (test = fold i, validation = fold i+1, train = rest), seed {cfg.seed}" + low
     over = " over graphs" if prep.task.level == "node" else ""

@@ -1,0 +1,328 @@
+r"""DIFFormer (Wu et al., ICLR 2023): a Transformer derived as an energy-constrained diffusion.
+
+Wu et al., "DIFFormer: Scalable (Graph) Transformers Induced by Energy Constrained Diffusion",
+ICLR 2023. Node states evolve by explicit diffusion steps over all pairs of nodes of a graph,
+whose pairwise diffusivity is the closed-form minimiser of a regularised energy; the input graph,
+when there is one, adds a GCN propagation term to each step. With step size :math:`\alpha` (the
+paper's :math:`\tau`), per layer :math:`k = 0 .. L-1`:
+
+.. math::
+    z^{(0)} &= \mathrm{Dropout}(\mathrm{ReLU}(\mathrm{Norm}(W_{in} x))) \\
+    P^{(k)} &= \mathrm{Attn}(z^{(k)}) + w\, \hat A\, \bar V^{(k)} \qquad
+        \text{or, with graph\_weight } w \text{ set, } (1 - w)\,\mathrm{Attn} + w\, \hat A \bar V \\
+    z^{(k+1)} &= \mathrm{Dropout}\big(\mathrm{Norm}\big((1 - \alpha)\, z^{(k)} + \alpha\, P^{(k)}\big)\big)
+
+* :math:`\mathrm{Attn}` is :class:`~gnnformer.nn.DIFFormerConv`:
+  :math:`\frac1H \sum_h \sum_{j} S^h_{ij} v^h_j` with
+  :math:`S_{ij} = f(\tilde q_i, \tilde k_j) / \sum_l f(\tilde q_i, \tilde k_l)` over the nodes of
+  :math:`i`'s graph; ``difformer-s``: :math:`f = 1 + \tilde q_i^\top \tilde k_j` (linear in
+  :math:`N`), ``difformer-a``: :math:`f = \sigma(q_i^\top k_j)` (quadratic). Rows of :math:`S`
+  sum to 1, so :math:`(1-\alpha) z_i + \alpha \sum_j S_{ij} v_j` is the paper's explicit step
+  :math:`z_i + \tau \sum_j S_{ij}(v_j - z_i)`, read with values :math:`v = W_V z`.
+* :math:`\hat A = \hat D^{-1/2}(A + I)\hat D^{-1/2}` acts on the head-averaged values
+  :math:`\bar V` (:func:`~gnnformer.nn.difformer.gcn_propagate`, sparse CSR); with ``graph_weight``
+  unset the two terms are added (:math:`w = 1`), as in the authors' node-classification code;
+  a number :math:`w \in [0, 1]` mixes them convexly, as their later batched code does.
+* Without ``use_residual`` the step is :math:`z^{(k+1)} = \mathrm{Dropout}(\mathrm{Norm}(P^{(k)}))`.
+  Norm is LayerNorm by default (the authors' ``use_bn`` is a LayerNorm too).
+* Node-level outputs come from one ``Linear`` on :math:`z^{(L)}`, as in the paper; graph-level
+  outputs pool :math:`z^{(L)}` and use the shared MLP head.
+
+Defaults are the authors' Cora configuration (8 layers, 64 channels, 1 head, alpha 0.5, input
+graph on, LayerNorm, **no value projection** -- ``use_weight`` is off, so a layer's only weights
+are :math:`W_Q, W_K` and it diffuses the states themselves; dropout 0.2 for -s and 0 for -a; lr
+1e-3 with weight decay 0.01 / 0.1 in the trainer). Without an input graph (``use_graph: false``)
+the model needs no ``edge_index`` at all. Two switches give the authors' exact computation on
+citation graphs, used by ``configs/difformer/{cora,citeseer}_*``: ``feature_norm='row'`` divides
+each node's (non-negative, bag-of-words) features by their sum, as their data loading does, and
+``qk_norm='graph'`` scales queries and keys by their Frobenius norm (see
+:class:`~gnnformer.nn.DIFFormerConv`; the default, per-node L2, is the paper's formula). On
+Cora's random splits the two together score about 3 points higher than the defaults.
+
+``sgformer`` wraps PyG's :class:`torch_geometric.nn.models.SGFormer` (Wu et al., "SGFormer:
+Simplifying and Empowering Transformers for Large-Graph Representations", NeurIPS 2023), the
+authors' follow-up, as the peer to compare with.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, Optional
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import ConfigError
+from ..nn.difformer import (QK_NORMS, DIFFormerConv, blocked_simple_step, cached_adjacency, gcn_propagate,
+                            norm_dropout, row_blocks_of)
+from ..nn.transformer_layer import NORMS, make_norm
+from ..registry import MODELS
+from .base import GraphModel, ModelConfig
+
+FEATURE_NORMS = ("none", "row")
+
+
+@dataclass
+class DIFFormerConfig(ModelConfig):
+    level: str = "node"  # DIFFormer is mostly used for node classification
+    hidden: int = 64
+    layers: int = 8  # diffusion steps
+    dropout: float = 0.2
+    heads: int = 1
+    alpha: float = 0.5  # step size tau: weight of the diffusion term against the current state
+    use_graph: bool = True  # add GCN propagation over the input edges to every step
+    graph_weight: Optional[float] = None  # None: attention + propagation; w: (1 - w) attention + w propagation
+    norm: str = "layer"  # layer | batch | none, after every step (and on the input encoding)
+    use_residual: bool = True  # False: z <- Norm(P), no (1 - alpha) z term
+    use_weight: bool = False  # project the values (W_V); False (authors' Cora/CiteSeer setting): diffuse the states
+    qk_norm: Optional[str] = None  # None = the kernel's default ('node' for -s, 'none' for -a); see DIFFormerConv
+    feature_norm: str = "none"  # 'row': divide each node's input features by their sum first (PyG's NormalizeFeatures)
+
+    kernel = "simple"  # set per registered model, not an option
+
+    def validate(self) -> None:
+        super().validate()
+        if int(self.heads) < 1:
+            raise ConfigError(f"heads must be a positive integer, got {self.heads!r}.")
+        if self.feature_norm not in FEATURE_NORMS:
+            raise ConfigError(f"feature_norm must be one of {', '.join(FEATURE_NORMS)}, got {self.feature_norm!r}.")
+        if not 0.0 < float(self.alpha) <= 1.0:
+            raise ConfigError(f"alpha (the diffusion step size) must be in (0, 1], got {self.alpha!r}.")
+        if self.graph_weight is not None and not 0.0 <= float(self.graph_weight) <= 1.0:
+            raise ConfigError(f"graph_weight must be in [0, 1] or null (attention + propagation), got {self.graph_weight!r}.")
+        if self.norm not in NORMS:
+            raise ConfigError(f"norm must be one of {', '.join(NORMS)}, got {self.norm!r}.")
+        if self.qk_norm is not None and self.qk_norm not in QK_NORMS[self.kernel]:
+            raise ConfigError(f"qk_norm for this model must be one of {', '.join(QK_NORMS[self.kernel])} "
+                              f"(or null for the default), got {self.qk_norm!r}.")
+
+
+@dataclass
+class DIFFormerSConfig(DIFFormerConfig):
+    kernel = "simple"
+
+
+@dataclass
+class DIFFormerAConfig(DIFFormerConfig):
+    dropout: float = 0.0  # the authors' Cora setting for DIFFormer-a
+    kernel = "sigmoid"
+
+
+class DIFFormer(GraphModel):
+    Config = DIFFormerConfig
+
+    def __init__(self, cfg: DIFFormerConfig) -> None:
+        super().__init__(cfg)
+        self.encoder = nn.Linear(cfg.in_channels, cfg.hidden)
+        self.in_norm = make_norm(cfg.norm, cfg.hidden)
+        self.convs = nn.ModuleList(
+            DIFFormerConv(cfg.hidden, cfg.heads, kernel=cfg.kernel, use_weight=cfg.use_weight, qk_norm=cfg.qk_norm)
+            for _ in range(cfg.layers)
+        )
+        self.norms = nn.ModuleList(make_norm(cfg.norm, cfg.hidden) for _ in range(cfg.layers))
+        self.dropout = nn.Dropout(cfg.dropout)
+        if cfg.level == "node":
+            self.head = nn.Linear(cfg.hidden, cfg.out_channels)  # the paper's output layer
+        self._adjacency: Dict[str, Any] = {}  # gcn_propagate's cache (not state: rebuilt on demand)
+        self._full_adjacency: Dict[str, Any] = {}  # inference()'s, kept apart from mini-batch training's
+
+    def embed(self, data) -> Tensor:
+        cfg = self.cfg
+        x = data.x
+        batch = getattr(data, "batch", None)
+        edge_index = getattr(data, "edge_index", None)
+        if cfg.use_graph and edge_index is None:
+            raise ConfigError("DIFFormer with use_graph=true propagates over the input edges, but the data has "
+                              "no edge_index; set model.use_graph=false for data without a graph.")
+        if cfg.feature_norm == "row":  # the authors' preprocessing of bag-of-words features
+            x = x / x.sum(dim=-1, keepdim=True).clamp(min=1.0)
+        p_drop, training = self.dropout.p, self.training
+        # In-place steps write only into tensors no backward needs (the output of the encoder's
+        # norm or linear layer, of a propagation, of a fresh sum): one [N, C] pass and buffer less each.
+        z = norm_dropout(self.encoder(x), self.in_norm, p_drop, training, relu=True, inplace=True)
+        blocked = self._blocked(z, batch)
+        adjacency = None
+        if blocked and cfg.use_graph:
+            adjacency = cached_adjacency(edge_index, z.size(0), z.dtype, z.device, self._adjacency)
+        for conv, norm in zip(self.convs, self.norms):
+            if blocked:
+                p = blocked_simple_step(z, conv, adjacency, *self._step_weights())
+            elif cfg.use_graph:
+                attn, values = conv(z, batch, return_values=True)
+                p = gcn_propagate(values, edge_index, z.size(0), cache=self._adjacency)
+                w = cfg.graph_weight
+                p = p.add_(attn) if w is None else p.mul_(w).add_(attn, alpha=1.0 - w)
+            else:
+                p = conv(z, batch)  # may be a tensor the attention's backward keeps: not written to
+            if cfg.use_residual and not blocked:
+                p = (p.mul_(cfg.alpha) if cfg.use_graph else p * cfg.alpha).add_(z, alpha=1.0 - cfg.alpha)
+            z = norm_dropout(p, norm, p_drop, training, inplace=blocked or cfg.norm != "none")
+        return z
+
+    def _blocked(self, z: Tensor, batch: Optional[Tensor]) -> bool:
+        """Whether every step can run as :func:`~gnnformer.nn.difformer.blocked_simple_step`: one
+        graph, DIFFormer-s with node-normalised queries and keys (the large-graph path)."""
+        if z.size(0) == 0 or self.cfg.kernel != "simple":
+            return False
+        if batch is not None and batch.numel() and not bool((batch == batch[0]).all()):
+            return False
+        return all(conv.fused and conv.qk_norm == "node" for conv in self.convs)
+
+    def _step_weights(self) -> tuple:
+        """``(r_a, r_p, r_z)``: a step is ``r_a Attn(z) + r_p A_hat V + r_z z``."""
+        cfg = self.cfg
+        w = cfg.graph_weight
+        r_a, r_p = (1.0, 1.0) if w is None else (1.0 - w, w)
+        if not cfg.use_graph:
+            r_a, r_p = 1.0, 0.0
+        if cfg.use_residual:
+            return cfg.alpha * r_a, cfg.alpha * r_p, 1.0 - cfg.alpha
+        return r_a, r_p, 0.0
+
+    @torch.no_grad()
+    def inference(self, data, chunk_size: int = 65536) -> Tensor:
+        r"""Node outputs of one whole graph in eval mode, layer by layer, ``chunk_size`` nodes at a time.
+
+        Equal to ``self.eval()(data)`` up to float rounding, with memory bounded by a few
+        ``[N, hidden]`` buffers plus what one chunk needs: the encoder, norms and head run on
+        chunks of nodes; each step first accumulates the global sums of the attention
+        (:math:`\sum_j \tilde k_j v_j^\top`, :math:`\sum_j \tilde k_j`, :math:`\sum_j v_j`) over
+        chunks and then writes the chunks' outputs, the propagation reading the neighbours' values
+        from the previous layer's full ``[N, hidden]`` states through row blocks of the CSR
+        adjacency. DIFFormer-a (and ``qk_norm='graph'``) compute queries, keys and values for all
+        nodes and attend chunk by chunk (``chunk_size x N`` scores for DIFFormer-a). ``data.x``
+        may stay on the CPU while the model is on a GPU: chunks are moved as needed. Graph-level
+        models, or batches of several graphs, run ``self(data)``.
+        """
+        from ..nn.difformer import chunked_attention
+
+        cfg = self.cfg
+        was_training = self.training
+        self.eval()
+        try:
+            batch = getattr(data, "batch", None)
+            if cfg.level != "node" or (batch is not None and batch.numel() and not bool((batch == batch[0]).all())):
+                return self(data)
+            device = next(self.parameters()).device
+            x = data.x
+            n, rows = x.size(0), max(1, int(chunk_size))
+            edge_index = getattr(data, "edge_index", None)
+            if cfg.use_graph and edge_index is None:
+                return self(data)  # raises the usual message
+            z = torch.empty(n, cfg.hidden, device=device, dtype=self.encoder.weight.dtype)
+            for s in range(0, n, rows):
+                xb = x[s:s + rows].to(device)
+                if cfg.feature_norm == "row":
+                    xb = xb / xb.sum(dim=-1, keepdim=True).clamp(min=1.0)
+                z[s:s + rows] = torch.relu_(self.in_norm(self.encoder(xb)))
+            adjacency = None
+            if cfg.use_graph:  # A_hat only (no transpose: nothing flows backward)
+                adjacency = cached_adjacency(edge_index, n, z.dtype, device, self._full_adjacency, transpose=False)
+            r_a, r_p, r_z = self._step_weights()
+            blocked = self._blocked(z, None)
+            for conv, norm in zip(self.convs, self.norms):
+                if blocked:
+                    p = blocked_simple_step(z, conv, adjacency, r_a, r_p, r_z, block_rows=rows)
+                else:
+                    p, values = chunked_attention(conv, z, rows)
+                    p.mul_(r_a)
+                    if adjacency is not None:
+                        _add_propagation(p, adjacency[0], values, r_p, rows)
+                    del values
+                    if r_z:
+                        p.add_(z, alpha=r_z)
+                del z
+                for s in range(0, n, rows):
+                    p[s:s + rows] = norm(p[s:s + rows])
+                z = p
+            return torch.cat([self.head(z[s:s + rows]) for s in range(0, n, rows)]) if n else self.head(z)
+        finally:
+            self.train(was_training)
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        self._adjacency.clear()
+        self._full_adjacency.clear()
+
+
+def _add_propagation(out: Tensor, a: Tensor, values: Tensor, weight: float, rows: int) -> None:
+    """``out += weight * (a @ values)``, block of rows by block of rows of the CSR ``a``."""
+    for (s, e), block in zip(row_blocks_of(out.size(0), rows), row_blocks_of(out.size(0), rows).csr(a)):
+        out[s:e].add_(block @ values, alpha=weight)
+
+
+@MODELS.register("difformer-s", "DIFFormer-s (Wu et al. 2023): linear all-pair diffusion attention + GCN propagation")
+class DIFFormerS(DIFFormer):
+    Config = DIFFormerSConfig
+
+
+@MODELS.register("difformer-a", "DIFFormer-a (Wu et al. 2023): sigmoid all-pair diffusion attention (quadratic) + GCN propagation")
+class DIFFormerA(DIFFormer):
+    Config = DIFFormerAConfig
+
+
+# --- SGFormer, PyG's implementation, as the peer --------------------------------------------
+
+@dataclass
+class SGFormerConfig(ModelConfig):
+    level: str = "node"
+    hidden: int = 64
+    layers: int = 1  # all-pair attention layers (SGFormer's point: one is enough)
+    dropout: float = 0.5  # GNN branch dropout (and the graph-level head's)
+    heads: int = 1
+    attn_dropout: float = 0.2  # attention branch dropout
+    gnn_layers: int = 3  # GCN layers of the graph branch
+    graph_weight: float = 0.8  # out = w * GNN + (1 - w) * attention (authors' Cora value)
+    aggregate: str = "add"  # add (weighted sum, above) | cat
+
+    def validate(self) -> None:
+        super().validate()
+        if int(self.heads) < 1 or int(self.gnn_layers) < 1:
+            raise ConfigError(f"heads and gnn_layers must be positive integers, got {self.heads!r} and {self.gnn_layers!r}.")
+        if not 0.0 <= float(self.attn_dropout) < 1.0:
+            raise ConfigError(f"attn_dropout must be in [0, 1), got {self.attn_dropout!r}.")
+        if not 0.0 <= float(self.graph_weight) <= 1.0:
+            raise ConfigError(f"graph_weight must be in [0, 1], got {self.graph_weight!r}.")
+        if self.aggregate not in ("add", "cat"):
+            raise ConfigError(f"aggregate must be 'add' or 'cat', got {self.aggregate!r}.")
+
+
+@MODELS.register("sgformer", "SGFormer (Wu et al. 2023), PyG's implementation: one linear attention layer + a GCN branch")
+class SGFormer(GraphModel):
+    """PyG's ``SGFormer`` with its two branches and output layer; its final ``log_softmax`` is left
+    out so that the outputs are logits for any task (for classification the loss is the same).
+    Graph-level outputs pool the branches' combination and use the shared MLP head instead.
+
+    PyG's attention pads a batch to its largest graph and does not mask padded keys (they count in
+    its sums and in :math:`N`), so with graphs of different sizes in one batch a graph's output
+    depends on the batch; on one graph (node classification) there is no padding."""
+
+    Config = SGFormerConfig
+
+    def __init__(self, cfg: SGFormerConfig) -> None:
+        super().__init__(cfg)
+        from torch_geometric.nn.models import SGFormer as PyGSGFormer
+
+        node = cfg.level == "node"
+        self.sgformer = PyGSGFormer(
+            cfg.in_channels, cfg.hidden, cfg.out_channels if node else cfg.hidden,
+            trans_num_layers=cfg.layers, trans_num_heads=cfg.heads, trans_dropout=cfg.attn_dropout,
+            gnn_num_layers=cfg.gnn_layers, gnn_dropout=cfg.dropout, graph_weight=cfg.graph_weight,
+            aggregate=cfg.aggregate,
+        )
+        if node:
+            self.head = nn.Identity()  # PyG's own output layer (sgformer.fc) gives the logits
+        else:
+            self.sgformer.fc = nn.Identity()
+            if cfg.aggregate == "cat":
+                self.head[0] = nn.Linear(2 * cfg.hidden, cfg.hidden)
+
+    def embed(self, data) -> Tensor:
+        m = self.sgformer
+        x = data.x
+        batch = getattr(data, "batch", None)
+        if batch is None:
+            batch = torch.zeros(x.size(0), dtype=torch.long, device=x.device)
+        x1 = m.trans_conv(x, batch)
+        x2 = m.graph_conv(x, data.edge_index)
+        h = m.graph_weight * x2 + (1 - m.graph_weight) * x1 if m.aggregate == "add" else torch.cat([x1, x2], dim=1)
+        return m.fc(h)

@@ -1,0 +1,167 @@
+"""DIFFormer-s's large-graph paths against the generic autograd computation: the fused attention,
+the row-blocked step with its written-out backward, the blocked LayerNorm + dropout, the faster
+dropout and the counting-sort adjacency."""
+import itertools
+
+import pytest
+import torch
+
+import gnnformer
+from gnnformer.datasets.synthetic import large_sbm
+from gnnformer.nn import DIFFormerConv
+from gnnformer.nn import difformer as D
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Blocks of a few rows, so that every blocked loop runs several times on small inputs."""
+    monkeypatch.setattr(D, "_BLOCK_ELEMENTS", 48)
+
+
+def _graph(n=37, m=120, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    ei = torch.randint(0, n, (2, m), generator=gen)
+    return torch.cat([ei, ei.flip(0), torch.tensor([[1, 2, 2], [4, 5, 2]])], 1)  # not symmetric, a self loop
+
+
+def _grads(out, inputs):
+    g = torch.randn_like(out)
+    return torch.autograd.grad((out * g).sum(), inputs, allow_unused=True), g
+
+
+@pytest.mark.parametrize("heads,use_weight", [(1, True), (1, False), (3, True), (2, False)])
+def test_fused_attention_matches_generic_path_and_gradcheck(heads, use_weight):
+    conv = DIFFormerConv(5, heads, use_weight=use_weight).double()
+    x = torch.randn(23, 5, dtype=torch.float64, requires_grad=True)
+    params = [x] + list(conv.parameters())
+    fused_out, fused_vals = conv(x, return_values=True)
+    conv.fused = False
+    ref_out, ref_vals = conv(x, return_values=True)
+    torch.testing.assert_close(fused_out, ref_out)
+    torch.testing.assert_close(fused_vals, ref_vals)
+    g = torch.randn_like(ref_out)
+    ref = torch.autograd.grad((ref_out * g).sum() + ref_vals.sum(), params)
+    conv.fused = True
+    out, vals = conv(x, return_values=True)
+    for a, b in zip(torch.autograd.grad((out * g).sum() + vals.sum(), params), ref):
+        torch.testing.assert_close(a, b)
+    assert torch.autograd.gradcheck(lambda t: conv(t, return_values=True), (x,))
+
+
+@pytest.mark.parametrize("heads,use_weight,graph,coef", list(itertools.product(
+    (1, 2), (True, False), (True, False), ((0.5, 0.5, 0.5), (0.35, 0.15, 0.5), (1.0, 1.0, 0.0)))))
+def test_blocked_step_matches_attention_plus_propagation(small_blocks, heads, use_weight, graph, coef):
+    n = 37
+    ei = _graph(n)
+    conv = DIFFormerConv(4, heads, use_weight=use_weight).double()
+    z = torch.randn(n, 4, dtype=torch.float64, requires_grad=True)
+    adj = D.normalized_adjacency(ei, n, dtype=torch.float64) if graph else None
+    r_a, r_p, r_z = coef
+    out = D.blocked_simple_step(z, conv, adj, r_a, r_p, r_z)
+    conv.fused = False
+    attn, values = conv(z, return_values=True)
+    ref = r_a * attn + r_z * z + (r_p * D.gcn_propagate(values, ei, n) if graph else 0.0)
+    torch.testing.assert_close(out, ref)
+    params = [z] + list(conv.parameters())
+    got, g = _grads(out, params)
+    want = torch.autograd.grad((ref * g).sum(), params)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b)
+    if heads == 2 and r_z:
+        assert torch.autograd.gradcheck(lambda t: D.blocked_simple_step(t, conv, adj, r_a, r_p, r_z), (z,))
+
+
+@pytest.mark.parametrize("opts", [{}, {"heads": 2, "use_weight": True}, {"graph_weight": 0.3},
+                                  {"use_residual": False}, {"use_graph": False}, {"norm": "none"},
+                                  {"norm": "batch"}])
+def test_model_blocked_path_equals_generic_path_in_training(small_blocks, opts):
+    n = 40
+    data = large_sbm(n, avg_degree=5, num_features=6, num_classes=3, seed=2)
+    data.x = data.x.double()
+
+    def run(fused):
+        torch.manual_seed(0)
+        model = gnnformer.create_model("difformer-s", in_channels=6, out_channels=3, layers=2, hidden=8,
+                                       dropout=0.0, **opts).double()
+        for conv in model.convs:
+            conv.fused = fused
+        out = model(data)
+        loss = torch.nn.functional.cross_entropy(out, data.y)
+        return out, torch.autograd.grad(loss, list(model.parameters()))
+
+    out, grads = run(True)
+    ref_out, ref_grads = run(False)
+    torch.testing.assert_close(out, ref_out)
+    for a, b in zip(grads, ref_grads):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("relu,p", [(False, 0.0), (True, 0.0), (False, 0.3), (True, 0.3)])
+def test_blocked_layer_norm_dropout(small_blocks, relu, p):
+    ln = torch.nn.LayerNorm(6).double()
+    with torch.no_grad():
+        ln.weight.uniform_(0.5, 1.5)
+        ln.bias.uniform_(-0.5, 0.5)
+    x = torch.randn(40, 6, dtype=torch.float64, requires_grad=True)
+
+    def f(t, w, b):
+        torch.manual_seed(5)  # the same mask every call
+        return D._BlockedLayerNormDropout.apply(t, w, b, 1e-5, p, relu)
+
+    assert torch.autograd.gradcheck(f, (x, ln.weight, ln.bias))
+    ref = ln(x).relu() if relu else ln(x)
+    torch.testing.assert_close(D.norm_dropout(x, ln, p, training=False, relu=relu), ref)
+    out = f(x, ln.weight, ln.bias)
+    kept = out != 0
+    torch.testing.assert_close(out[kept], (ref * (1 / (1 - p)))[kept], rtol=1e-4, atol=1e-6)
+
+
+def test_dropout_rate_scale_seed_and_gradient():
+    torch.manual_seed(0)
+    x = torch.randn(400, 500, requires_grad=True)
+    y = D.dropout(x * 1.0, 0.2, training=True, inplace=True)
+    dropped = float((y == 0).double().mean())
+    assert abs(dropped - 0.2) < 0.005
+    scale = 65536 / (65536 - round(0.2 * 65536))
+    kept = y != 0
+    torch.testing.assert_close(y[kept], x[kept] * scale)
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, kept.float() * scale)
+    torch.manual_seed(3)
+    a = D.dropout(x.detach(), 0.5, True)
+    torch.manual_seed(3)
+    b = D.dropout(x.detach(), 0.5, True)
+    assert torch.equal(a, b)
+    assert D.dropout(x, 0.5, training=False) is x
+    r = D.dropout(x.detach(), 0.5, True, relu=True)
+    assert bool((r >= 0).all()) and bool((r[x.detach() <= 0] == 0).all())
+
+
+def test_counting_sort_adjacency_matches_sorting_one():
+    n = 30
+    for ei in (_graph(n), torch.randint(0, n, (2, 90)), torch.empty(2, 0, dtype=torch.long)):
+        a, a_t = D.normalized_adjacency(ei, n, dtype=torch.float64)
+        src, dst = ei
+        keep = src != dst
+        loop = torch.arange(n)
+        s, d = torch.cat([src[keep], loop]), torch.cat([dst[keep], loop])
+        dinv = torch.bincount(d, minlength=n).double().pow(-0.5)
+        ref = D._csr(d, s, dinv[s] * dinv[d], n)
+        torch.testing.assert_close(a.to_dense(), ref.to_dense())
+        torch.testing.assert_close(a_t.to_dense(), ref.to_dense().t())
+        assert a.col_indices().dtype == torch.int32
+        only, none = D.normalized_adjacency(ei, n, dtype=torch.float64, transpose=False)
+        assert none is None and torch.equal(only.to_dense(), a.to_dense())
+    sym = _graph(n)[:, :-3]
+    a, a_t = D.normalized_adjacency(sym, n)
+    assert a is a_t
+
+
+def test_cached_adjacency_reuse_and_transpose_upgrade():
+    ei = _graph()
+    cache = {}
+    a, none = D.cached_adjacency(ei, 37, torch.float32, torch.device("cpu"), cache, transpose=False)
+    assert none is None
+    assert D.cached_adjacency(ei, 37, torch.float32, torch.device("cpu"), cache, transpose=False)[0] is a
+    a2, a2_t = D.cached_adjacency(ei, 37, torch.float32, torch.device("cpu"), cache)  # needs A^T: rebuilt
+    assert a2_t is not None and D.cached_adjacency(ei, 37, torch.float32, torch.device("cpu"), cache)[0] is a2

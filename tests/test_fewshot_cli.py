@@ -1,0 +1,132 @@
+"""`gnnformer fewshot` end to end on a tiny synthetic root, and `predict --support`."""
+import csv
+import io
+import json
+
+import pytest
+import torch
+
+from fewshot_helpers import TINY, make_root
+from gnnformer import cli
+from gnnformer.fewshot.predict import model_from_fewshot_checkpoint
+from gnnformer.training.checkpoint import load_checkpoint, save_checkpoint
+
+
+def run(capsys, *args):
+    code = cli.main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def fewshot_run(tmp_path_factory):
+    root = make_root(tmp_path_factory.mktemp("root"), bad_smiles="C1CC")
+    out = tmp_path_factory.mktemp("run")
+    code = cli.main(["fewshot", "--dataset", "tox21", "--shots", "2", "--data-root", str(root), "--out", str(out),
+                     "--quiet", "pretrain=none,attrmask", "pretrain_corpus=moleculenet", "pretrain_epochs=1",
+                     "pretrain_batch_size=8", *TINY])
+    assert code == 0
+    return root, out
+
+
+def test_fewshot_writes_metrics_per_task_results_and_checkpoints(fewshot_run):
+    _, out = fewshot_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test_tasks"] == ["SR-HSE", "SR-MMP", "SR-p53"] and metrics["shots"] == 2
+    assert {(r["method"], r["pretrain"]) for r in metrics["runs"]} == {
+        (m, p) for m in ("fs-gnncvtr", "fs-gin", "finetune") for p in ("none", "attrmask")}
+    for r in metrics["runs"]:
+        assert set(r["per_task"]) == set(metrics["test_tasks"])
+        assert all(len(s["values"]) == 2 and 0 <= s["mean"] <= 1 for s in r["per_task"].values())
+        assert (out / r["checkpoint"]).is_file()
+    assert metrics["reduced"] == ["2 of 30 support draws per test task"]
+    assert any("C1CC" in n for n in metrics["notes"])
+    rows = list(csv.DictReader(io.StringIO((out / "per_task.csv").read_text())))
+    assert len(rows) == 6 * 4 and {r["task"] for r in rows} == {"SR-HSE", "SR-MMP", "SR-p53", "mean"}
+    assert "episodes: 2" in (out / "config.yaml").read_text()
+
+
+def test_checkpoint_reloads_to_the_same_model(fewshot_run):
+    _, out = fewshot_run
+    ckpt = load_checkpoint(out / "checkpoints" / "fs-gnncvtr-attrmask.pt")
+    model, spec = model_from_fewshot_checkpoint(ckpt)
+    assert ckpt["model"] == "fs-gnncvtr" and spec.method == "maml" and spec.shots == 2
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, ckpt["state_dict"][k])
+
+
+def _support(tmp_path, rows="CCO,1\nc1ccccc1,0\nCCN,1\nCCC,0\n"):
+    path = tmp_path / "support.csv"
+    path.write_text("smiles,label\n" + rows)
+    return path
+
+
+@pytest.mark.parametrize("name", ["fs-gnncvtr-none", "finetune-attrmask"])
+def test_predict_adapts_to_support_and_scores(fewshot_run, tmp_path, capsys, name):
+    _, out = fewshot_run
+    query = tmp_path / "query.smi"
+    query.write_text("CCOC\nc1ccncc1\nCC(=O)O\n")
+    dest = tmp_path / "pred.csv"
+    code, stdout, err = run(capsys, "predict", "--checkpoint", str(out / "checkpoints" / f"{name}.pt"),
+                            "--support", str(_support(tmp_path)), "--input", str(query), "--output", str(dest))
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(dest.read_text())))
+    assert [r["smiles"] for r in rows] == ["CCOC", "c1ccncc1", "CC(=O)O"] and [r["line"] for r in rows] == ["1", "2", "3"]
+    assert all(0 < float(r["probability"]) < 1 for r in rows)
+    assert "note" not in err  # a 2 + 2 support set fits the 2-shot checkpoint
+    code, again, _ = run(capsys, "predict", "--checkpoint", str(out / "checkpoints" / f"{name}.pt"),
+                         "--support", str(_support(tmp_path)), "--input", str(query))
+    assert code == 0 and again == dest.read_text()  # same support -> same scores
+    code, _, err = run(capsys, "predict", "--checkpoint", str(out / "checkpoints" / f"{name}.pt"),
+                       "--support", str(_support(tmp_path, "CCO,1\nCCN,0\nCCC,0\n")), "--input", str(query))
+    assert code == 0 and "meta-trained for 2-shot" in err and "1 + 2" in err
+
+
+def test_predict_invalid_input_skip_or_error(fewshot_run, tmp_path, capsys):
+    _, out = fewshot_run
+    query = tmp_path / "query.smi"
+    query.write_text("CCOC\nC1CC\nCCN\n")
+    ckpt = str(out / "checkpoints" / "fs-gin-none.pt")
+    code, _, err = run(capsys, "predict", "--checkpoint", ckpt, "--support", str(_support(tmp_path)),
+                       "--input", str(query))
+    assert code == 2 and f"{query}:2:" in err and "--invalid skip" in err
+    code, stdout, err = run(capsys, "predict", "--checkpoint", ckpt, "--support", str(_support(tmp_path)),
+                            "--input", str(query), "--invalid", "skip")
+    assert code == 0 and f"skipped {query}:2:" in err
+    assert [r["line"] for r in csv.DictReader(io.StringIO(stdout))] == ["1", "3"]
+
+
+def test_predict_needs_support_for_fewshot_and_refuses_it_otherwise(fewshot_run, tmp_path, capsys):
+    _, out = fewshot_run
+    query = tmp_path / "q.smi"
+    query.write_text("CCO\n")
+    code, _, err = run(capsys, "predict", "--checkpoint", str(out / "checkpoints" / "fs-gin-none.pt"),
+                       "--input", str(query))
+    assert code == 2 and "few-shot checkpoint" in err and "--support" in err
+    normal = tmp_path / "best.pt"
+    save_checkpoint(normal, {"model": "gin", "model_config": {}, "state_dict": {}, "schema": {},
+                             "task": "graph_classification", "dataset": "MUTAG", "experiment": {}})
+    code, _, err = run(capsys, "predict", "--checkpoint", str(normal), "--input", str(query),
+                       "--support", str(_support(tmp_path)))
+    assert code == 2 and "--support is for few-shot checkpoints" in err
+    code, _, err = run(capsys, "predict", "--checkpoint", str(out / "checkpoints" / "fs-gin-none.pt"),
+                       "--input", str(query), "--support", str(_support(tmp_path, "CCO,1\nCCN,1\n")))
+    assert code == 2 and "at least one positive" in err
+    code, _, err = run(capsys, "eval", "--checkpoint", str(out / "checkpoints" / "fs-gin-none.pt"))
+    assert code == 2 and "few-shot checkpoint" in err
+
+
+def test_fewshot_errors_are_user_errors(fewshot_run, tmp_path, capsys):
+    root, _ = fewshot_run
+    code, _, err = run(capsys, "fewshot", "--dataset", "tox21", "--data-root", str(root), "--out", str(tmp_path),
+                       "--invalid", "error", "--quiet", *TINY)
+    assert code == 2 and "tox21.json:6 (negatives #4): 'C1CC'" in err
+    code, _, err = run(capsys, "fewshot", "--dataset", "tox21", "--data-root", str(root), "--out", str(tmp_path),
+                       "methods=fs-gin,maml")
+    assert code == 2 and "unknown maml" in err
+    code, _, err = run(capsys, "fewshot", "--dataset", "sider", "--data-root", str(root), "--out", str(tmp_path / "s"))
+    assert code == 2 and "sider" in err and "missing" in err
+    code, _, err = run(capsys, "fewshot", "--dataset", "tox21", "--data-root", str(root), "--shots", "11", "--quiet",
+                       "--out", str(tmp_path / "t"), *TINY)
+    assert code == 2 and "needs at least 12" in err
+    assert not (tmp_path / "s").exists() and not (tmp_path / "t").exists()  # nothing written on failure
