@@ -43,9 +43,12 @@ def machine() -> str:
 
 
 def run_config(path: Path, overrides: Optional[Dict[str, Any]] = None, max_runs: Optional[int] = None,
-               extra: Optional[Callable[[T.Prepared, Any], Dict[str, Any]]] = None) -> Dict[str, Any]:
+               partial: Optional[Path] = None) -> Dict[str, Any]:
     """Train every seed of ``path`` (settings in ``overrides`` replace the file's; a ``model_args`` or
-    ``dataset_args`` mapping is merged into the file's one) and return what was measured."""
+    ``dataset_args`` mapping is merged into the file's one) and return what was measured.
+
+    With ``partial``, every finished seed is saved there at once, and seeds found there (from an
+    interrupted run of the same settings) are not trained again."""
     values = yaml.safe_load(path.read_text())
     for key, value in (overrides or {}).items():
         if key in ("model_args", "dataset_args"):
@@ -59,15 +62,25 @@ def run_config(path: Path, overrides: Optional[Dict[str, Any]] = None, max_runs:
     total = len(splits)
     splits = splits[:max_runs] if max_runs else splits
     per_run = []
+    if partial is not None and partial.exists():
+        saved = json.loads(partial.read_text())
+        if saved.get("settings") == cfg.to_dict():
+            per_run = saved["per_run"]
+            print(f"  {path.stem}: {len(per_run)} seed(s) kept from {partial.name}", flush=True)
+    done = {row["seed"] for row in per_run}
     for i, (seed, split) in enumerate(splits):
+        if seed in done:
+            continue
         _, hist, res = T.train_one(cfg, prep, split, seed)
-        row = {"seed": seed, "epochs_run": len(hist), **res}
-        if extra is not None:
-            row.update(extra(prep, split))
+        row = {"seed": seed, "epochs_run": len(hist), **T._nan_to_none(res)}
         per_run.append(row)
+        if partial is not None:
+            partial.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_text(json.dumps({"settings": cfg.to_dict(), "per_run": per_run}, indent=1))
         test = {k: round(v, 4) for k, v in res["test"].items()}
         print(f"  {path.stem} {overrides or ''} run {i + 1}/{len(splits)}: val {res['val'][prep.task.monitor]:.4f} "
               f"test {test}", flush=True)
+    per_run.sort(key=lambda row: row["seed"])
     return {
         "config": str(path.relative_to(ROOT)), "model": cfg.model, "dataset": prep.dataset.name,
         "overrides": overrides or {}, "settings": cfg.to_dict(), "protocol": T._protocol(cfg, prep),
@@ -80,6 +93,11 @@ def run_config(path: Path, overrides: Optional[Dict[str, Any]] = None, max_runs:
     }
 
 
+def partial_path(out: Path) -> Path:
+    """Where the seeds of an unfinished result ``out`` are kept (outside the results folder's ``*.json``)."""
+    return out.parent / "partial" / (out.stem + ".partial")
+
+
 def cached(out: Path, make: Callable[[], Dict[str, Any]]) -> Dict[str, Any]:
     """The result saved at ``out``, or ``make()`` saved there first."""
     if out.exists():
@@ -88,6 +106,7 @@ def cached(out: Path, make: Callable[[], Dict[str, Any]]) -> Dict[str, Any]:
     res = make()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1))
+    partial_path(out).unlink(missing_ok=True)
     return res
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_layers import write_section  # noqa: E402
-from difformer_runs import CONFIGS, RESULTS, ROOT, cached, mean_std, run_config  # noqa: E402
+from difformer_runs import CONFIGS, RESULTS, ROOT, cached, mean_std, partial_path, run_config  # noqa: E402
 
 OUT = RESULTS / "nograph"
 MARK = "<!-- reproduce_difformer_nograph -->"
@@ -55,8 +55,9 @@ def stage_main(max_runs: int | None, only: list[str] | None) -> None:
         if only and stem not in only:
             continue
         for k in BUDGETS:
-            cached(OUT / f"{stem}_{k}pc.json",
-                   lambda stem=stem, k=k: run_config(CONFIGS / f"{stem}.yaml", {"per_class": k}, max_runs))
+            out = OUT / f"{stem}_{k}pc.json"
+            cached(out, lambda stem=stem, k=k, out=out: run_config(CONFIGS / f"{stem}.yaml", {"per_class": k}, max_runs,
+                                                                   partial=partial_path(out)))
             write_section(ROOT / "BENCHMARKS.md", MARK, render())
 
 

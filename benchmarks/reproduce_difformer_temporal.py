@@ -7,7 +7,8 @@ One run trains, per dataset, in the same script:
 * ``mlp`` (per region, no graph) and ``gcn`` (input graph): the baselines
 * ``difformer-s`` and ``difformer-a``, each with (``use_graph: true``) and without the input graph
 
-plus a training-free reference, *persistence* (predict the last observed value, ``x[:, -1]``).
+plus two training-free references: *persistence* (predict the last observed value, ``x[:, -1]``)
+and the *training mean* (predict 0, each region's training-period mean on the standardised scale).
 
     python benchmarks/reproduce_difformer_temporal.py --data-root ../shared/datasets
     python benchmarks/reproduce_difformer_temporal.py --data-root ../shared/datasets --stage tune
@@ -30,7 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_layers import write_section  # noqa: E402
-from difformer_runs import CONFIGS, RESULTS, ROOT, cached, mean_std, run_config  # noqa: E402
+from difformer_runs import CONFIGS, RESULTS, ROOT, cached, mean_std, partial_path, run_config  # noqa: E402
 
 OUT = RESULTS / "temporal"
 MARK = "<!-- reproduce_difformer_temporal -->"
@@ -43,24 +44,34 @@ MODELS = {  # config suffix -> row label
     "difformer_a": "DIFFormer-a, input graph",
     "difformer_a_nograph": "DIFFormer-a, no graph",
 }
+#: Cheapest first (DIFFormer-s's per-node outer products make it the slowest here on CPU).
+RUN_ORDER = ["mlp", "gcn", "difformer_a", "difformer_a_nograph", "difformer_s", "difformer_s_nograph"]
 #: Hyper-parameter grid, searched per model on chickenpox's validation MSE (seed 0); the
 #: england-covid configs take the values chosen on chickenpox (its validation split is 5 days).
 GRID = {"lr": (0.01, 0.001), "layers": (2, 4)}
 TUNED_ON = ("chickenpox",)
 
 
-def persistence(dataset: str, data_root: str | None) -> dict:
-    """MSE / MAE of predicting every region's last observed value, on each part of the split."""
+REFERENCES = {  # training-free predictions from a graph's x (standardised scale)
+    "persistence": ("persistence (last value)", lambda x: x[:, -1]),
+    "mean": ("training mean (0 on this scale)", lambda x: torch.zeros(x.size(0))),
+}
+
+
+def references(dataset: str, data_root: str | None) -> dict:
+    """MSE / MAE of the :data:`REFERENCES` predictions on each part of the split."""
     from gnnformer.datasets import load_dataset
 
     ds = load_dataset(dataset, data_root)
-    out = {}
-    for part in ("train", "val", "test"):
-        idx = getattr(ds.fixed_split, part).tolist()
-        pred = torch.cat([ds.graphs[i].x[:, -1] for i in idx])
-        y = torch.cat([ds.graphs[i].y for i in idx])
-        out[part] = {"mse": float((pred - y).pow(2).mean()), "mae": float((pred - y).abs().mean())}
-    return {"dataset": ds.name, "notes": ds.notes, "split": list(ds.fixed_split.sizes()), **out}
+    out = {"dataset": ds.name, "notes": ds.notes, "split": list(ds.fixed_split.sizes())}
+    for key, (_, predict) in REFERENCES.items():
+        out[key] = {}
+        for part in ("train", "val", "test"):
+            idx = getattr(ds.fixed_split, part).tolist()
+            pred = torch.cat([predict(ds.graphs[i].x) for i in idx])
+            y = torch.cat([ds.graphs[i].y for i in idx])
+            out[key][part] = {"mse": float((pred - y).pow(2).mean()), "mae": float((pred - y).abs().mean())}
+    return out
 
 
 def _overrides(data_root: str | None, **more) -> dict:
@@ -69,11 +80,18 @@ def _overrides(data_root: str | None, **more) -> dict:
 
 def stage_main(data_root: str | None, datasets: list[str], max_runs: int | None) -> None:
     for prefix in datasets:
-        cached(OUT / f"{prefix}_persistence.json", lambda p=prefix: persistence(DATASETS[p], data_root))
-        for suffix in MODELS:
+        cached(OUT / f"{prefix}_references.json", lambda p=prefix: references(DATASETS[p], data_root))
+        for suffix in sorted(MODELS, key=RUN_ORDER.index):
             stem = f"{prefix}_{suffix}"
-            cached(OUT / f"{stem}.json", lambda stem=stem: run_config(CONFIGS / f"{stem}.yaml", _overrides(data_root), max_runs))
+            out = OUT / f"{stem}.json"
+            cached(out, lambda stem=stem, out=out: run_config(CONFIGS / f"{stem}.yaml", _overrides(data_root), max_runs,
+                                                              partial=partial_path(out)))
             write_section(ROOT / "BENCHMARKS.md", MARK, render())
+
+
+def stage_refs(data_root: str | None, datasets: list[str]) -> None:
+    for prefix in datasets:
+        cached(OUT / f"{prefix}_references.json", lambda p=prefix: references(DATASETS[p], data_root))
 
 
 def stage_tune(data_root: str | None, datasets: list[str]) -> None:
@@ -104,7 +122,8 @@ def render() -> str:
              "- scale: every region's series standardised with the mean and std of its training-period values "
              "(steps up to the last training target); **MSE on that standardised scale**, test MSE of the "
              "weights with the best validation MSE, mean ± std (population) over the seeds",
-             "- persistence: predict the last observed value (no training), for reference",
+             "- references (no training): persistence predicts the last observed value, training mean "
+             "predicts 0 (each region's training-period mean)",
              f"- command: `python benchmarks/reproduce_difformer_temporal.py --data-root ../shared/datasets`; "
              "configs: `configs/difformer/{chickenpox,covid}_*.yaml` (each runs alone, e.g. "
              "`gnnformer train --config configs/difformer/chickenpox_difformer_s.yaml`); "
@@ -113,7 +132,7 @@ def render() -> str:
         rows = [(label, runs.get(f"{prefix}_{suffix}")) for suffix, label in MODELS.items()]
         if not any(r for _, r in rows):
             continue
-        pers = res.get(f"{prefix}_persistence")
+        refs = res.get(f"{prefix}_references")
         first = next(r for _, r in rows if r)
         lines += [f"### {name}", "", f"{first['notes'][0]}", "",
                   "| model | test MSE | test MAE | validation MSE | seeds |", "|---|---:|---:|---:|---|"]
@@ -124,9 +143,9 @@ def render() -> str:
             s = r["summary"]
             lines.append(f"| {label} | {mean_std(s, 'test_mse', digits=4)} | {mean_std(s, 'test_mae', digits=4)} | "
                          f"{mean_std(s, 'val_mse', digits=4)} | {r['runs_done']}/{r['runs_in_protocol']} |")
-        if pers:
-            lines.append(f"| persistence (last value) | {pers['test']['mse']:.4f} | {pers['test']['mae']:.4f} | "
-                         f"{pers['val']['mse']:.4f} | — |")
+        for key, (label, _) in REFERENCES.items() if refs else ():
+            r = refs[key]
+            lines.append(f"| {label} | {r['test']['mse']:.4f} | {r['test']['mae']:.4f} | {r['val']['mse']:.4f} | — |")
         lines.append("")
     tune = _load(OUT / "tune")
     if tune:
@@ -154,7 +173,7 @@ def main() -> None:
     ap.add_argument("--data-root", default=os.environ.get("GNNFORMER_DATA"),
                     help="folder holding temporal/england_covid.json (chickenpox is built in)")
     ap.add_argument("--datasets", nargs="*", default=list(DATASETS), choices=list(DATASETS))
-    ap.add_argument("--stage", choices=("main", "tune"), default="main",
+    ap.add_argument("--stage", choices=("main", "tune", "refs"), default="main",
                     help="tune: the grid on the datasets given (default: chickenpox only)")
     ap.add_argument("--max-runs", type=int, help="reduce: only the first K seeds")
     ap.add_argument("--render-only", action="store_true")
@@ -162,6 +181,8 @@ def main() -> None:
     if not args.render_only:
         if args.stage == "main":
             stage_main(args.data_root, args.datasets, args.max_runs)
+        elif args.stage == "refs":
+            stage_refs(args.data_root, args.datasets)
         else:
             stage_tune(args.data_root, args.datasets if "--datasets" in sys.argv else list(TUNED_ON))
     text = render()

@@ -130,3 +130,21 @@ def test_fewshot_errors_are_user_errors(fewshot_run, tmp_path, capsys):
                        "--out", str(tmp_path / "t"), *TINY)
     assert code == 2 and "needs at least 12" in err
     assert not (tmp_path / "s").exists() and not (tmp_path / "t").exists()  # nothing written on failure
+
+
+def test_interrupted_run_resumes_from_results_and_checkpoints(fewshot_run, tmp_path, capsys):
+    root, _ = fewshot_run
+    args = ["fewshot", "--dataset", "tox21", "--shots", "2", "--data-root", str(root), "--out", str(tmp_path),
+            "--quiet", "methods=fs-gin,finetune", "pretrain=none", *TINY]
+    assert run(capsys, *args)[0] == 0
+    first = json.loads((tmp_path / "metrics.json").read_text())
+    (tmp_path / "results" / "fs-gin-none.json").unlink()  # as if stopped after the checkpoint was written
+    assert run(capsys, *args)[0] == 0
+    again = json.loads((tmp_path / "metrics.json").read_text())
+    assert [r["reused"] for r in again["runs"]] == ["checkpoint", "results"]
+    assert [r["per_task"] for r in again["runs"]] == [r["per_task"] for r in first["runs"]]  # same scores
+    assert run(capsys, *args, "draws=3")[0] == 0  # evaluation-only change: no retraining
+    third = json.loads((tmp_path / "metrics.json").read_text())
+    assert [r["reused"] for r in third["runs"]] == ["checkpoint", "checkpoint"]
+    assert run(capsys, *args, "draws=3", "episodes=3")[0] == 0  # training change: trained again
+    assert [r["reused"] for r in json.loads((tmp_path / "metrics.json").read_text())["runs"]] == [None, None]

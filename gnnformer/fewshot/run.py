@@ -92,6 +92,9 @@ class FewShotConfig:
     pretrain_lr: float = 1e-3
     mask_rate: float = 0.15
     model_args: Dict[str, Any] = field(default_factory=dict)  # GIN / Transformer options (FewShotModelConfig)
+    # reuse what the output folder already holds for the same settings: a (method, pre-training) pair's
+    # results, or its checkpoint (then only evaluated again); an interrupted run continues where it stopped
+    resume: bool = True
 
     def validate(self) -> None:
         if self.dataset.lower() not in DATASETS:
@@ -244,10 +247,69 @@ def schema_dict() -> Dict[str, Any]:
                         "bond_embeddings": BOND_EMBEDDINGS, "bond_directions": NUM_BOND_DIRECTIONS}}
 
 
+#: Settings that change neither a trained model nor its scores / only the evaluation.
+_IRRELEVANT = ("methods", "pretrain", "data_root", "eval_batch_size", "resume")
+_EVAL_ONLY = ("draws", "inner_steps_test", "finetune_steps", "finetune_lr")
+
+
+def _same(stored: Dict[str, Any], cfg: FewShotConfig, ignore: tuple) -> bool:
+    now = cfg.to_dict()
+    return all(stored.get(k) == v for k, v in now.items() if k not in ignore)
+
+
+def _reusable_results(res_path: Path, ckpt_path: Path, cfg: FewShotConfig) -> Optional[Dict[str, Any]]:
+    """The stored results of a (method, pre-training) pair run with the same settings, if any."""
+    if not (res_path.is_file() and ckpt_path.is_file()):
+        return None
+    try:
+        stored = json.loads(res_path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not _same(stored.get("experiment", {}), cfg, _IRRELEVANT):
+        return None
+    stored.pop("experiment", None)
+    return stored
+
+
+def _reusable_checkpoint(ckpt_path: Path, cfg: FewShotConfig):
+    """``(model, kind, losses, train_seconds)`` from a checkpoint trained with the same settings, if any."""
+    if not ckpt_path.is_file():
+        return None
+    try:
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        if not _same(ckpt.get("experiment", {}), cfg, _IRRELEVANT + _EVAL_ONLY):
+            return None
+        model = create_fewshot_model(ckpt["model"], **ckpt["model_config"])
+        model.load_state_dict(ckpt["state_dict"])
+    except Exception:  # unreadable or foreign: train again
+        return None
+    return model.eval(), ckpt["model"], ckpt.get("train_losses", []), ckpt.get("train_seconds")
+
+
+def _train(cfg: FewShotConfig, method: str, model_cfg: Dict[str, Any], data: FewShotData,
+           encoder_state: Optional[dict], name: str, report: Callable):
+    """Train one method; ``(model, model name, per-step losses)``."""
+    if method == "finetune":
+        model = multitask_train(
+            model_cfg, data, cfg.baseline_steps, cfg.baseline_batch_size, cfg.baseline_lr, cfg.seed, encoder_state,
+            on_step=lambda s, loss: report(f"{name}: multi-task training", s + 1, cfg.baseline_steps, loss))
+        return model, "fs-gin", []
+    model = create_fewshot_model(method, **model_cfg)
+    if encoder_state is not None:
+        model.encoder.load_state_dict(encoder_state)
+    settings = MetaSettings(cfg.shots, cfg.episodes, cfg.tasks_per_episode, cfg.query_size, cfg.inner_steps,
+                            cfg.inner_lr, cfg.first_order, cfg.adapt, cfg.outer_lr_gnn, cfg.outer_lr_head,
+                            cfg.weight_decay, cfg.pos_weight, cfg.grad_clip)
+    losses = meta_train(model, data, settings, cfg.seed,
+                        on_step=lambda s, loss: report(f"{name}: meta-training", s + 1, cfg.episodes, loss))
+    return model, method, [round(v, 5) for v in losses]
+
+
 def run_fewshot(cfg: FewShotConfig, out_dir: str | Path, progress: bool = True,
                 data: Optional[FewShotData] = None) -> Dict[str, Any]:
     """Train and evaluate every (method, pre-training) pair; write metrics.json, per_task.csv,
-    config.yaml and one checkpoint per pair under ``checkpoints/``."""
+    config.yaml, one checkpoint per pair under ``checkpoints/`` and its results under ``results/``
+    (as soon as the pair is done, so that an interrupted run resumes; see ``resume``)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     cfg.validate()
@@ -282,30 +344,24 @@ def run_fewshot(cfg: FewShotConfig, out_dir: str | Path, progress: bool = True,
         for variant in cfg.pretrain:
             for method in cfg.methods:
                 name = f"{method}-{variant}"
-                t0 = time.perf_counter()
-                _seed_everything(cfg.seed)
                 spec = spec_for(cfg, method)
-                if method == "finetune":
-                    model = multitask_train(
-                        model_cfg, data, cfg.baseline_steps, cfg.baseline_batch_size, cfg.baseline_lr, cfg.seed,
-                        encoders[variant],
-                        on_step=lambda s, loss, n=name: report(f"{n}: multi-task training", s + 1,
-                                                               cfg.baseline_steps, loss))
-                    losses: List[float] = []
-                    kind = "fs-gin"
+                ckpt_path = out / "checkpoints" / f"{name}.pt"
+                res_path = out / "results" / f"{name}.json"
+                stored = _reusable_results(res_path, ckpt_path, cfg) if cfg.resume else None
+                if stored is not None:
+                    runs.append({**stored, "reused": "results"})
+                    notes.append(f"{name}: results reused from {res_path} (same settings)")
+                    continue
+                previous = _reusable_checkpoint(ckpt_path, cfg) if cfg.resume else None
+                t0 = time.perf_counter()
+                if previous is not None:
+                    model, kind, losses, t_train = previous
+                    notes.append(f"{name}: model reused from {ckpt_path} (same training settings), evaluated again")
                 else:
-                    model = create_fewshot_model(method, **model_cfg)
-                    if encoders[variant] is not None:
-                        model.encoder.load_state_dict(encoders[variant])
-                    settings = MetaSettings(cfg.shots, cfg.episodes, cfg.tasks_per_episode, cfg.query_size,
-                                            cfg.inner_steps, cfg.inner_lr, cfg.first_order, cfg.adapt,
-                                            cfg.outer_lr_gnn, cfg.outer_lr_head, cfg.weight_decay, cfg.pos_weight,
-                                            cfg.grad_clip)
-                    losses = meta_train(model, data, settings, cfg.seed,
-                                        on_step=lambda s, loss, n=name: report(f"{n}: meta-training", s + 1,
-                                                                               cfg.episodes, loss))
-                    kind = method
-                t_train = time.perf_counter() - t0
+                    _seed_everything(cfg.seed)
+                    model, kind, losses = _train(cfg, method, model_cfg, data, encoders[variant], name, report)
+                    t_train = round(time.perf_counter() - t0, 1)
+                    t0 = time.perf_counter()
                 total = cfg.draws * len(data.test_tasks)
                 done = [0]
 
@@ -316,19 +372,21 @@ def run_fewshot(cfg: FewShotConfig, out_dir: str | Path, progress: bool = True,
                 results = evaluate(model, spec, data, cfg.draws, cfg.seed, cfg.eval_batch_size, tick)
                 summary = summarise(results)
                 run = {"method": method, "pretrain": variant, "model": kind, **summary,
-                       "train_seconds": round(t_train, 1),
-                       "eval_seconds": round(time.perf_counter() - t0 - t_train, 1),
-                       "train_losses": [round(v, 5) for v in losses], "checkpoint": f"checkpoints/{name}.pt"}
+                       "train_seconds": t_train, "eval_seconds": round(time.perf_counter() - t0, 1),
+                       "train_losses": losses, "checkpoint": f"checkpoints/{name}.pt",
+                       "reused": "checkpoint" if previous is not None else None}
                 runs.append(run)
-                save_checkpoint(out / "checkpoints" / f"{name}.pt", {
+                save_checkpoint(ckpt_path, {
                     "model": kind, "model_config": model_cfg, "state_dict": model.state_dict(),
                     "schema": schema_dict(), "task": CHECKPOINT_TASK, "dataset": data.name,
                     "experiment": cfg.to_dict(), "fewshot": {**spec.to_dict(), "name": method, "pretrain": variant,
                                                              "seed": cfg.seed},
                     "metrics": {"mean_roc_auc": summary["mean"],
                                 "per_task": {k: v["mean"] for k, v in summary["per_task"].items()}},
-                    "version": __version__,
+                    "train_seconds": t_train, "train_losses": losses, "version": __version__,
                 })
+                res_path.parent.mkdir(parents=True, exist_ok=True)
+                res_path.write_text(json.dumps({**run, "experiment": cfg.to_dict()}, indent=2))
     metrics = {"dataset": data.name, "source": data.source, "shots": cfg.shots, "metric": "roc_auc",
                "protocol": protocol(cfg, data), "reduced": reductions(cfg), "notes": notes,
                "train_tasks": [t.name for t in data.train_tasks], "test_tasks": [t.name for t in data.test_tasks],

@@ -615,9 +615,11 @@ def cached_adjacency(edge_index: Tensor, num_nodes: int, dtype: torch.dtype, dev
 
 # --- One whole DIFFormer-s step on one graph, in blocks of rows ----------------------------------
 
-#: Elements (rows x heads x channels) of one block of rows in :class:`_BlockedSimpleStep`: small
-#: enough that a block's temporaries stay in cache and in the allocator's reused memory.
-_BLOCK_ELEMENTS = 1 << 19
+#: Elements (rows x heads x channels) of one block of rows in the blocked functions here: a block's
+#: temporaries (8-16 MB) stay in the last-level cache and below glibc's mmap threshold (so their
+#: memory is reused, not page-faulted in afresh), and blocks are few enough (32 per million rows
+#: of 64 channels) that the per-operation and thread-synchronisation overheads stay small.
+_BLOCK_ELEMENTS = 1 << 21
 
 
 class _RowBlocks:
