@@ -386,3 +386,57 @@ def test_size_groups_give_the_same_output_as_one_dense_batch(extra):
         grads.append(xi.grad)
     assert torch.allclose(outs[0], outs[1], atol=1e-5)
     assert torch.allclose(grads[0], grads[1], atol=1e-4)
+
+
+def test_size_group_layout_places_every_node_in_its_groups_dense_block_and_is_reused():
+    from gnnformer.nn.attention import size_group_layout
+
+    sizes = torch.tensor([4, 1, 0, 9, 9, 2, 30, 3])
+    batch = torch.repeat_interleave(torch.arange(8), sizes)
+    layout = size_group_layout(batch, 3)
+    assert layout.rows == sum(len(g) * n for g, n in zip(layout.groups, layout.sizes))
+    x = torch.arange(batch.numel(), dtype=torch.float).unsqueeze(1)
+    padded = torch.full((layout.rows, 1), -1.0).index_copy(0, layout.slot, x)
+    start = 0
+    for ids, n, mask in zip(layout.groups, layout.sizes, layout.masks):
+        in_group = torch.isin(batch, ids)
+        rank = torch.empty(8, dtype=torch.long)
+        rank[ids] = torch.arange(ids.numel())
+        dense, expected_mask = to_dense_batch(x[in_group], rank[batch[in_group]], max_num_nodes=n,
+                                              batch_size=ids.numel(), fill_value=-1.0)
+        assert torch.equal(padded[start:start + ids.numel() * n].view(ids.numel(), n, 1), dense)
+        assert torch.equal(mask, expected_mask)
+        start += ids.numel() * n
+    assert size_group_layout(batch.clone(), 3) is layout  # same sizes: built once, shared by every layer
+
+
+def test_a_scale_function_equals_the_scale_tensor_with_size_groups():
+    gen = torch.Generator().manual_seed(2)
+    sizes = torch.randint(1, 30, (20,), generator=gen)
+    batch = torch.repeat_interleave(torch.arange(20), sizes)
+    x = torch.randn(batch.numel(), 16, generator=gen)
+    full = torch.rand(20, 4, int(sizes.max()), int(sizes.max()), generator=gen)
+    calls = []
+
+    def scale_of(graphs, n):
+        calls.append(n)
+        return full[graphs, :, :n, :n]
+
+    att = GraphMultiheadAttention(16, 4).eval()
+    torch.testing.assert_close(att(x, batch, attn_scale=scale_of), att(x, batch, attn_scale=full))
+    assert len(calls) > 1 and max(calls) == int(sizes.max())  # asked per size group, never for more
+    _, weights = att(x, batch, attn_scale=scale_of, return_weights=True)  # one dense batch: asked once, whole
+    assert calls[-1] == int(sizes.max()) and weights.shape[0] == 20
+
+
+def test_dropout_weights_matches_dropout_semantics():
+    from gnnformer.nn.attention import dropout_weights
+
+    w = torch.rand(200, 500) + 0.1
+    assert dropout_weights(w, 0.3, training=False) is w and dropout_weights(w, 0.0, training=True) is w
+    torch.manual_seed(0)
+    out = dropout_weights(w, 0.3, training=True)
+    dropped = out == 0
+    assert abs(dropped.float().mean().item() - 0.3) < 0.01  # 100k draws: 0.3 +- 0.0015 (1 std)
+    torch.testing.assert_close(out[~dropped], w[~dropped] / 0.7)  # the rest scaled by 1 / (1 - p)
+    assert torch.equal(dropout_weights(w, 1.0, training=True), torch.zeros_like(w))

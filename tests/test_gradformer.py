@@ -387,6 +387,27 @@ def test_gradformer_forward_backward_and_no_cross_graph_leak(mutag, local):
     torch.testing.assert_close(m[0, 0, 0, 0], torch.tensor(1.0))
 
 
+def test_gradformer_per_group_decay_equals_the_whole_batch_mask(mutag):
+    """The model hands the attention its decay per size group; the result and the hop gradient
+    are those of the whole-batch mask tensor used in every layer."""
+    graphs = precompute_encodings(list(mutag.graphs[:40]), spd=True, rwse=16)
+    batch = Batch.from_data_list(graphs)
+    assert len(set(batch.batch.bincount().tolist())) > 4  # several size groups
+    model, _ = _gradformer(mutag, layers=2)
+    model.eval()
+    out = model(batch)
+    out.square().sum().backward()
+    hop_grad = model.decay.hop.grad.clone()
+    model.zero_grad()
+    whole = model.decay_mask(batch)
+    model.decay_scale = lambda data: whole  # the plain tensor, sliced per group by the attention
+    ref = model(batch)
+    ref.square().sum().backward()
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(hop_grad, model.decay.hop.grad, atol=1e-5, rtol=1e-4)
+    assert hop_grad.abs().sum() > 0
+
+
 def test_gradformer_needs_spd(mutag):
     model, _ = _gradformer(mutag)
     graphs = precompute_encodings(mutag.graphs[:2], rwse=16)

@@ -14,6 +14,21 @@ from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_poo
 from ..errors import ConfigError
 
 POOLS = {"mean": global_mean_pool, "sum": global_add_pool, "max": global_max_pool}
+#: Input feature preprocessing a model may apply (``feature_norm``): 'row' divides each node's
+#: features by their sum (PyG's NormalizeFeatures; the usual preprocessing of bag-of-words features).
+FEATURE_NORMS = ("none", "row")
+
+
+def normalise_features(x: Tensor, how: str) -> Tensor:
+    """``x`` preprocessed as ``feature_norm=how`` asks (see :data:`FEATURE_NORMS`)."""
+    if how == "row":
+        return x / x.sum(dim=-1, keepdim=True).clamp(min=1.0)
+    return x
+
+
+def check_feature_norm(how: str) -> None:
+    if how not in FEATURE_NORMS:
+        raise ConfigError(f"feature_norm must be one of {', '.join(FEATURE_NORMS)}, got {how!r}.")
 
 
 @dataclass

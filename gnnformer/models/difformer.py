@@ -56,9 +56,8 @@ from ..nn.difformer import (QK_NORMS, DIFFormerConv, blocked_simple_step, cached
                             norm_dropout, row_blocks_of)
 from ..nn.transformer_layer import NORMS, make_norm
 from ..registry import MODELS
-from .base import GraphModel, ModelConfig
+from .base import GraphModel, ModelConfig, check_feature_norm, normalise_features
 
-FEATURE_NORMS = ("none", "row")
 
 
 @dataclass
@@ -83,8 +82,7 @@ class DIFFormerConfig(ModelConfig):
         super().validate()
         if int(self.heads) < 1:
             raise ConfigError(f"heads must be a positive integer, got {self.heads!r}.")
-        if self.feature_norm not in FEATURE_NORMS:
-            raise ConfigError(f"feature_norm must be one of {', '.join(FEATURE_NORMS)}, got {self.feature_norm!r}.")
+        check_feature_norm(self.feature_norm)
         if not 0.0 < float(self.alpha) <= 1.0:
             raise ConfigError(f"alpha (the diffusion step size) must be in (0, 1], got {self.alpha!r}.")
         if self.graph_weight is not None and not 0.0 <= float(self.graph_weight) <= 1.0:
@@ -133,8 +131,7 @@ class DIFFormer(GraphModel):
         if cfg.use_graph and edge_index is None:
             raise ConfigError("DIFFormer with use_graph=true propagates over the input edges, but the data has "
                               "no edge_index; set model.use_graph=false for data without a graph.")
-        if cfg.feature_norm == "row":  # the authors' preprocessing of bag-of-words features
-            x = x / x.sum(dim=-1, keepdim=True).clamp(min=1.0)
+        x = normalise_features(x, cfg.feature_norm)  # the authors' preprocessing of bag-of-words features
         p_drop, training = self.dropout.p, self.training
         # In-place steps write only into tensors no backward needs (the output of the encoder's
         # norm or linear layer, of a propagation, of a fresh sum): one [N, C] pass and buffer less each.
@@ -211,8 +208,7 @@ class DIFFormer(GraphModel):
             z = torch.empty(n, cfg.hidden, device=device, dtype=self.encoder.weight.dtype)
             for s in range(0, n, rows):
                 xb = x[s:s + rows].to(device)
-                if cfg.feature_norm == "row":
-                    xb = xb / xb.sum(dim=-1, keepdim=True).clamp(min=1.0)
+                xb = normalise_features(xb, cfg.feature_norm)
                 z[s:s + rows] = torch.relu_(self.in_norm(self.encoder(xb)))
             adjacency = None
             if cfg.use_graph:  # A_hat only (no transpose: nothing flows backward)

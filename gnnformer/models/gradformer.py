@@ -76,6 +76,11 @@ class Gradformer(GPS):
 
     def decay_mask(self, data) -> Tensor:
         """``[B, H, Nmax, Nmax]`` multiplicative mask in :func:`to_dense_batch` layout."""
+        scale = self.decay_scale(data)
+        return scale(torch.arange(scale.sizes.numel(), device=scale.sizes.device), scale.n_max)
+
+    def decay_scale(self, data) -> "SubsetDecay":
+        """The decay mask as a function of (graph ids, n): what the attention asks for per size group."""
         spd = getattr(data, "spd", None)
         if spd is None:
             raise ValueError(
@@ -85,20 +90,39 @@ class Gradformer(GPS):
         batch = getattr(data, "batch", None)
         dense = spd_to_dense(spd, batch)  # same (graph, k-th node) positions as to_dense_batch
         B, n_max = dense.shape[:2]
-        if batch is None:
-            node_mask = torch.ones(B, n_max, dtype=torch.bool, device=dense.device)
-        else:
-            sizes = torch.bincount(batch, minlength=B)
-            node_mask = torch.arange(n_max, device=dense.device)[None, :] < sizes[:, None]
-        return self.decay(dense, node_mask)
+        sizes = torch.full((B,), n_max, device=dense.device) if batch is None else torch.bincount(batch, minlength=B)
+        return SubsetDecay(self.decay, dense, sizes)
 
     def embed(self, data) -> Tensor:
         h = self.encoder(data)
         edge_attr = self.edge_encoder(data.edge_attr) if self.edge_encoder is not None else None
         batch = getattr(data, "batch", None)
-        scale = self.decay_mask(data)  # once per forward, shared by every layer
+        scale = self.decay_scale(data)  # built once per forward and size group, shared by every layer
         for layer in self.layers:
             h, edge_attr = layer(
                 h, data.edge_index, batch, edge_attr=edge_attr, attn_scale=scale, return_edge_attr=True
             )
         return h
+
+
+class SubsetDecay:
+    """Gradformer's decay mask for any subset of a batch's graphs, padded to ``n`` nodes.
+
+    The attention pads each size group of a batch on its own; building the mask for the whole
+    batch padded to its largest graph (7x the cells on NCI1) and slicing it per group would cost
+    more than the attention itself, forward and backward. Each (graphs, n) is built once per
+    forward and reused by every layer, so gradients of the shared hop thresholds add up.
+    """
+
+    def __init__(self, decay: ShortestPathDecay, spd_dense: Tensor, sizes: Tensor) -> None:
+        self.decay, self.spd, self.sizes = decay, spd_dense, sizes
+        self.n_max = spd_dense.size(1)
+        self._built: dict = {}
+
+    def __call__(self, graphs: Tensor, n: int) -> Tensor:
+        key = (n, tuple(graphs.tolist()))
+        if key not in self._built:
+            spd = self.spd[graphs, :n, :n]
+            node_mask = torch.arange(n, device=spd.device)[None, :] < self.sizes[graphs, None]
+            self._built[key] = self.decay(spd, node_mask)
+        return self._built[key]

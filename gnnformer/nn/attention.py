@@ -6,6 +6,7 @@ special case of this module where the neighbourhood of every node is the complet
 from __future__ import annotations
 
 import math
+from typing import Callable, NamedTuple, Union
 
 import numpy as np
 import torch
@@ -14,6 +15,9 @@ from torch import Tensor, nn
 from torch_geometric.utils import scatter, softmax, to_dense_batch
 
 GRAPHS = ("complete", "edges")
+#: A multiplicative attention factor: a dense tensor, or a function ``(graph ids, n)`` -> the dense
+#: factor of those graphs padded to ``n`` nodes (see :class:`GraphMultiheadAttention`).
+AttnScale = Union[Tensor, Callable[[Tensor, int], Tensor]]
 
 
 class GraphMultiheadAttention(nn.Module):
@@ -43,6 +47,10 @@ class GraphMultiheadAttention(nn.Module):
       :math:`\alpha^h_{ij} = \operatorname{softmax}_j\big((q_i^\top k_j / \sqrt{d})\, m^h_{ij} + b^h_{ij}\big)`
       (e.g. Gradformer's decay, :class:`~gnnformer.nn.ShortestPathDecay`); it must be finite. It
       cannot go through the fused kernel, so the dense ``[B, H, Nmax, Nmax]`` weights are built.
+      ``attn_scale`` may also be a function ``(graphs, n) -> [len(graphs), (H,) n, n]`` that
+      builds the factor for some of the batch's graphs padded to ``n`` nodes: then no tensor the
+      size of the whole padded batch is made (see size groups below), which matters when the
+      factor itself is learnt and costly to build and to differentiate.
       Padding every graph to the batch's largest wastes most of the work when sizes spread (a
       random NCI1 batch of 128 graphs has about 7x the cells its graphs need), so unless the
       weights are asked for, the graphs are split by size into at most ``size_groups`` groups
@@ -103,7 +111,7 @@ class GraphMultiheadAttention(nn.Module):
         edge_index: Tensor | None = None,
         attn_bias: Tensor | None = None,
         attn_mask: Tensor | None = None,
-        attn_scale: Tensor | None = None,
+        attn_scale: AttnScale | None = None,
         edge_bias: Tensor | None = None,
         return_weights: bool = False,
     ) -> Tensor | tuple[Tensor, Tensor]:
@@ -119,7 +127,8 @@ class GraphMultiheadAttention(nn.Module):
             attn_mask: Bool ``[B, Nmax, Nmax]`` or ``[B, H, Nmax, Nmax]``, ``True`` = may not
                 attend (``'complete'`` only).
             attn_scale: Multiplicative factor on the scaled scores, ``[B, Nmax, Nmax]`` or
-                ``[B, H, Nmax, Nmax]``, finite (``'complete'`` only).
+                ``[B, H, Nmax, Nmax]``, finite (``'complete'`` only); or a function of
+                ``(graph ids, n)`` returning it for those graphs padded to ``n`` nodes.
             edge_bias: Additive bias ``[E, H]`` (``'edges'`` only).
             return_weights: Also return the attention weights after dropout: ``[B, H, Nmax, Nmax]``
                 for ``'complete'`` (row = query, column = key), ``[E, H]`` for ``'edges'``.
@@ -151,7 +160,7 @@ class GraphMultiheadAttention(nn.Module):
 
     def _complete(
         self, x: Tensor, batch: Tensor | None, attn_bias: Tensor | None, attn_mask: Tensor | None,
-        return_weights: bool = True, attn_scale: Tensor | None = None, grouped: bool = True,
+        return_weights: bool = True, attn_scale: AttnScale | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         H, D = self.heads, self.head_dim
         perm = None
@@ -160,28 +169,68 @@ class GraphMultiheadAttention(nn.Module):
             # node order, so dense positions are still "k-th node of graph b".
             batch, perm = torch.sort(batch, stable=True)
             x = x[perm]
+        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)  # at node level, not on the padding
 
-        if grouped and not return_weights and self.size_groups > 1 and batch is not None and batch.numel():
-            groups = plan_size_groups(torch.bincount(batch), self.size_groups)
-            if len(groups) > 1:
-                out = self._complete_grouped(x, batch, groups, attn_bias, attn_mask, attn_scale)
-                return (out[torch.argsort(perm)] if perm is not None else out), None
+        layout = None
+        if not return_weights and self.size_groups > 1 and batch is not None and batch.numel():
+            layout = size_group_layout(batch, self.size_groups)
+        if layout is not None and len(layout.groups) > 1:
+            out, weights = self._complete_grouped(qkv, layout, attn_bias, attn_mask, attn_scale), None
+        else:
+            qkv, mask = to_dense_batch(qkv, batch)  # [B, Nmax, 3C], [B, Nmax]
+            if callable(attn_scale):
+                attn_scale = attn_scale(torch.arange(mask.size(0), device=x.device), mask.size(1))
+            out, weights = self._attend(qkv, mask, attn_bias, attn_mask, attn_scale, return_weights)
+            out = out[mask]  # back to [N, C]
+        if perm is not None:
+            out = out[torch.argsort(perm)]
+        return out, weights
 
-        qkv, mask = to_dense_batch(torch.cat(self._qkv(x), dim=-1), batch)  # [B, Nmax, 3C], [B, Nmax]
+    def _complete_grouped(
+        self, qkv: Tensor, layout: "SizeGroupLayout", attn_bias: Tensor | None, attn_mask: Tensor | None,
+        attn_scale: AttnScale | None,
+    ) -> Tensor:
+        """Dense attention per size group. A group's graphs keep their order and their nodes'
+        order, so its dense layout is the top-left ``[n_g, n_g]`` block of the whole batch's, and
+        the ``[B, ..., Nmax, Nmax]`` tensors are sliced rather than rebuilt. All groups' padded
+        rows live in one buffer, filled and read back with one index operation each."""
+        padded = qkv.new_zeros(layout.rows, qkv.size(1)).index_copy(0, layout.slot, qkv)
+        outs, start = [], 0
+        for ids, n, mask in zip(layout.groups, layout.sizes, layout.masks):
+            b = ids.numel()
+
+            def block(t: Tensor | None) -> Tensor | None:
+                return None if t is None else t[..., :n, :n][ids]
+
+            scale = attn_scale(ids, n) if callable(attn_scale) else block(attn_scale)
+            out, _ = self._attend(padded[start:start + b * n].view(b, n, -1), mask, block(attn_bias),
+                                  block(attn_mask), scale, False)
+            outs.append(out.reshape(b * n, -1))
+            start += b * n
+        return torch.cat(outs).index_select(0, layout.slot)
+
+    def _attend(
+        self, qkv: Tensor, mask: Tensor, attn_bias: Tensor | None, attn_mask: Tensor | None,
+        attn_scale: Tensor | None, return_weights: bool,
+    ) -> tuple[Tensor, Tensor | None]:
+        """Attention on a dense batch: ``qkv`` ``[B, Nmax, 3C]`` and its node ``mask`` ``[B, Nmax]``
+        -> ``[B, Nmax, C]`` (padded rows arbitrary) and the weights when built."""
+        H, D = self.heads, self.head_dim
         B, Nmax = mask.shape
         q, k, v = qkv.view(B, Nmax, 3, H, D).permute(2, 0, 3, 1, 4)  # each [B, H, Nmax, D]
 
         if attn_scale is not None:
             # A multiplicative factor has no slot in the fused kernel (its float mask is added).
             weights = self._scaled_weights(q, k, mask, attn_scale, attn_bias, attn_mask)
-            out = (weights @ v).transpose(1, 2).reshape(B, Nmax, H * D)[mask]
-            return (out[torch.argsort(perm)] if perm is not None else out), weights
+            return (weights @ v).transpose(1, 2).reshape(B, Nmax, H * D), weights
 
-        if not return_weights and attn_mask is None:
+        # The fused kernel's own dropout draws its mask with bernoulli_, several times slower on CPU
+        # than the rest of the attention: with dropout in training, the explicit path below is faster.
+        fused_ok = not (self.training and self.dropout > 0 and qkv.device.type == "cpu")
+        if not return_weights and attn_mask is None and fused_ok:
             out = self._complete_fused(q, k, v, mask, attn_bias)
             if not bool(torch.isnan(out).any()):  # NaN only for a row whose keys a -inf bias all blocked
-                out = out.transpose(1, 2).reshape(B, Nmax, H * D)[mask]
-                return (out[torch.argsort(perm)] if perm is not None else out), None
+                return out.transpose(1, 2).reshape(B, Nmax, H * D), None
 
         scores = (q @ k.transpose(-1, -2)) / math.sqrt(D)  # [B, H, Nmax, Nmax]
         if attn_bias is not None:
@@ -194,41 +243,8 @@ class GraphMultiheadAttention(nn.Module):
         scores = scores.masked_fill(blocked, float("-inf"))
 
         weights = _safe_softmax(scores, mask, may_block_rows=attn_mask is not None or attn_bias is not None)
-        weights = F.dropout(weights, p=self.dropout, training=self.training)
-
-        out = (weights @ v).transpose(1, 2).reshape(B, Nmax, H * D)[mask]  # back to [N, C]
-        if perm is not None:
-            out = out[torch.argsort(perm)]
-        return out, weights
-
-    def _complete_grouped(
-        self, x: Tensor, batch: Tensor, groups: list[Tensor], attn_bias: Tensor | None,
-        attn_mask: Tensor | None, attn_scale: Tensor | None,
-    ) -> Tensor:
-        """Dense attention per size group (``batch`` sorted). A group's graphs keep their order and
-        their nodes' order, so its dense layout is the top-left ``[n_g, n_g]`` block of the full
-        one, and the ``[B, ..., Nmax, Nmax]`` tensors are sliced rather than rebuilt."""
-        B = int(batch[-1]) + 1
-        counts = torch.bincount(batch, minlength=B)
-        group_of_graph = torch.full((B,), -1, dtype=torch.long, device=batch.device)
-        for g, ids in enumerate(groups):
-            group_of_graph[ids] = g
-        group_of_node = group_of_graph[batch]
-        rank = torch.empty(B, dtype=torch.long, device=batch.device)
-        outs, rows = [], []
-        for g, ids in enumerate(groups):
-            nodes = (group_of_node == g).nonzero().view(-1)
-            rank[ids] = torch.arange(ids.numel(), device=batch.device)
-            n = int(counts[ids].max())
-
-            def block(t: Tensor | None) -> Tensor | None:
-                return None if t is None else t[..., :n, :n][ids]
-
-            out, _ = self._complete(x[nodes], rank[batch[nodes]], block(attn_bias), block(attn_mask), False,
-                                    block(attn_scale), grouped=False)
-            outs.append(out)
-            rows.append(nodes)
-        return torch.cat(outs)[torch.argsort(torch.cat(rows))]
+        weights = dropout_weights(weights, self.dropout, self.training)
+        return (weights @ v).transpose(1, 2).reshape(B, Nmax, H * D), weights
 
     def _scaled_weights(
         self, q: Tensor, k: Tensor, mask: Tensor, attn_scale: Tensor, attn_bias: Tensor | None,
@@ -258,7 +274,7 @@ class GraphMultiheadAttention(nn.Module):
             blocked = blocked | _per_head(attn_mask, B, Nmax, "attn_mask")
         scores.masked_fill_(blocked, float("-inf"))
         weights = _safe_softmax(scores, mask, may_block_rows=attn_mask is not None or attn_bias is not None)
-        return F.dropout(weights, p=self.dropout, training=self.training)
+        return dropout_weights(weights, self.dropout, self.training)
 
     def _complete_fused(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor, attn_bias: Tensor | None) -> Tensor:
         """The same softmax attention through PyTorch's fused kernel (no [B,H,N,N] weights kept)."""
@@ -280,13 +296,25 @@ class GraphMultiheadAttention(nn.Module):
                 edge_bias = edge_bias.unsqueeze(-1)
             scores = scores + edge_bias
         weights = softmax(scores, dst, num_nodes=N)  # normalised over each target's incoming edges
-        weights = F.dropout(weights, p=self.dropout, training=self.training)
+        weights = dropout_weights(weights, self.dropout, self.training)
         # Scatter-sum: a target without incoming edges gets a row of zeros.
         out = scatter(v[src] * weights.unsqueeze(-1), dst, dim=0, dim_size=N, reduce="sum")
         return out.view(N, H * D), weights
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.channels}, heads={self.heads}, dropout={self.dropout})"
+
+
+def dropout_weights(weights: Tensor, p: float, training: bool) -> Tensor:
+    """Dropout on attention weights, as ``F.dropout`` does it (zero with probability ``p``, scale
+    the rest by ``1 / (1 - p)``), with the mask drawn by ``uniform_``: on CPU ``bernoulli_``, which
+    ``F.dropout`` uses, takes about 4x as long, and attention weights are the largest tensors here."""
+    if not training or p == 0.0:
+        return weights
+    if p >= 1.0:
+        return torch.zeros_like(weights)
+    keep = torch.empty_like(weights).uniform_().ge_(p).mul_(1.0 / (1.0 - p))  # 0 or 1/(1-p), in place
+    return weights * keep
 
 
 def _safe_softmax(scores: Tensor, mask: Tensor, may_block_rows: bool) -> Tensor:
@@ -339,6 +367,47 @@ def plan_size_groups(counts: Tensor, max_groups: int) -> list[Tensor]:
     bounds = sorted(set(bounds) | {0})
     ids = nonempty[torch.as_tensor(order, device=counts.device)]
     return [ids[a:b].sort().values for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+class SizeGroupLayout(NamedTuple):
+    """Where each node of a sorted batch sits when its graphs are padded per size group."""
+
+    groups: list  # graph ids of each group (ascending)
+    sizes: list  # n_g: the nodes each group is padded to
+    masks: list  # [B_g, n_g] bool, True = real node
+    slot: Tensor  # [N]: each node's row in the groups' padded rows, laid end to end
+    rows: int  # sum of B_g * n_g
+
+
+_LAYOUT_CACHE: dict = {}
+
+
+def size_group_layout(batch: Tensor, max_groups: int) -> SizeGroupLayout:
+    """The :class:`SizeGroupLayout` of a sorted ``batch`` (groups from :func:`plan_size_groups`).
+
+    Every attention layer of a model sees the same batch, so the last layout is kept and reused:
+    it depends on the graphs' sizes only, which form the key.
+    """
+    counts = torch.bincount(batch)
+    key = (batch.device, max_groups, tuple(counts.tolist()))
+    if key in _LAYOUT_CACHE:
+        return _LAYOUT_CACHE[key]
+    groups = plan_size_groups(counts, max_groups)
+    device = batch.device
+    starts = torch.cumsum(counts, 0) - counts  # first node of every graph
+    base = torch.zeros(counts.numel(), dtype=torch.long, device=device)  # first padded row of every graph
+    sizes, masks, offset = [], [], 0
+    for ids in groups:
+        n = int(counts[ids].max()) if ids.numel() else 0
+        base[ids] = offset + torch.arange(ids.numel(), device=device) * n
+        sizes.append(n)
+        masks.append(torch.arange(n, device=device)[None, :] < counts[ids][:, None])
+        offset += ids.numel() * n
+    slot = base[batch] + torch.arange(batch.numel(), device=device) - starts[batch]
+    layout = SizeGroupLayout(groups, sizes, masks, slot, offset)
+    _LAYOUT_CACHE.clear()
+    _LAYOUT_CACHE[key] = layout
+    return layout
 
 
 def _per_head(t: Tensor, B: int, Nmax: int, name: str) -> Tensor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from .attention import GraphMultiheadAttention
+from .attention import AttnScale, GraphMultiheadAttention
 from .droppath import DropPath
 from .local import LOCAL_CONVS, build_local_conv, updates_edge_attr, uses_edge_attr
 from .transformer_layer import make_norm
@@ -124,7 +124,7 @@ class GPSLayer(nn.Module):
         edge_attr: Tensor | None = None,
         attn_bias: Tensor | None = None,
         attn_mask: Tensor | None = None,
-        attn_scale: Tensor | None = None,
+        attn_scale: AttnScale | None = None,
         return_edge_attr: bool = False,
     ) -> Tensor | tuple[Tensor, Tensor | None]:
         """``x`` ``[N, C]``, ``edge_index`` ``[2, E]``, ``batch`` ``[N]`` -> ``[N, C]``.

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from .attention import GraphMultiheadAttention
+from .attention import AttnScale, GraphMultiheadAttention
 
 NORMS = ("layer", "batch", "none")
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"relu": F.relu, "gelu": F.gelu}
@@ -118,7 +118,7 @@ class GraphTransformerLayer(nn.Module):
         edge_index: Tensor | None = None,
         attn_bias: Tensor | None = None,
         attn_mask: Tensor | None = None,
-        attn_scale: Tensor | None = None,
+        attn_scale: AttnScale | None = None,
         edge_bias: Tensor | None = None,
     ) -> Tensor:
         """``x`` ``[N, C]`` -> ``[N, C]``; the graph arguments are those of
