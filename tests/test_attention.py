@@ -429,8 +429,8 @@ def test_a_scale_function_equals_the_scale_tensor_with_size_groups():
     assert calls[-1] == int(sizes.max()) and weights.shape[0] == 20
 
 
-def test_dropout_weights_matches_dropout_semantics():
-    from gnnformer.nn.attention import dropout_weights
+def test_fast_dropout_matches_dropout_semantics():
+    from gnnformer.nn.dropout import fast_dropout as dropout_weights
 
     w = torch.rand(200, 500) + 0.1
     assert dropout_weights(w, 0.3, training=False) is w and dropout_weights(w, 0.0, training=True) is w

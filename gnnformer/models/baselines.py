@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import GATConv, GCNConv
 
 from ..errors import ConfigError
+from ..nn.dropout import fast_dropout
 from ..nn.local import build_local_conv
 from ..registry import MODELS
 from .base import GraphModel, ModelConfig, check_feature_norm, normalise_features
@@ -76,7 +77,7 @@ class MPNNBaseline(GraphModel):
         if self.cfg.plain:
             h = x
             for i, conv in enumerate(self.convs):
-                h = conv(self.dropout(h), data.edge_index)
+                h = conv(fast_dropout(h, self.cfg.dropout, self.training), data.edge_index)
                 if i < len(self.convs) - 1:
                     h = h.relu()
             return h

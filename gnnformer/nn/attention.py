@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.utils import scatter, softmax, to_dense_batch
 
+from .dropout import fast_dropout
+
 GRAPHS = ("complete", "edges")
 #: A multiplicative attention factor: a dense tensor, or a function ``(graph ids, n)`` -> the dense
 #: factor of those graphs padded to ``n`` nodes (see :class:`GraphMultiheadAttention`).
@@ -243,7 +245,7 @@ class GraphMultiheadAttention(nn.Module):
         scores = scores.masked_fill(blocked, float("-inf"))
 
         weights = _safe_softmax(scores, mask, may_block_rows=attn_mask is not None or attn_bias is not None)
-        weights = dropout_weights(weights, self.dropout, self.training)
+        weights = fast_dropout(weights, self.dropout, self.training)
         return (weights @ v).transpose(1, 2).reshape(B, Nmax, H * D), weights
 
     def _scaled_weights(
@@ -274,7 +276,7 @@ class GraphMultiheadAttention(nn.Module):
             blocked = blocked | _per_head(attn_mask, B, Nmax, "attn_mask")
         scores.masked_fill_(blocked, float("-inf"))
         weights = _safe_softmax(scores, mask, may_block_rows=attn_mask is not None or attn_bias is not None)
-        return dropout_weights(weights, self.dropout, self.training)
+        return fast_dropout(weights, self.dropout, self.training)
 
     def _complete_fused(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor, attn_bias: Tensor | None) -> Tensor:
         """The same softmax attention through PyTorch's fused kernel (no [B,H,N,N] weights kept)."""
@@ -296,25 +298,13 @@ class GraphMultiheadAttention(nn.Module):
                 edge_bias = edge_bias.unsqueeze(-1)
             scores = scores + edge_bias
         weights = softmax(scores, dst, num_nodes=N)  # normalised over each target's incoming edges
-        weights = dropout_weights(weights, self.dropout, self.training)
+        weights = fast_dropout(weights, self.dropout, self.training)
         # Scatter-sum: a target without incoming edges gets a row of zeros.
         out = scatter(v[src] * weights.unsqueeze(-1), dst, dim=0, dim_size=N, reduce="sum")
         return out.view(N, H * D), weights
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.channels}, heads={self.heads}, dropout={self.dropout})"
-
-
-def dropout_weights(weights: Tensor, p: float, training: bool) -> Tensor:
-    """Dropout on attention weights, as ``F.dropout`` does it (zero with probability ``p``, scale
-    the rest by ``1 / (1 - p)``), with the mask drawn by ``uniform_``: on CPU ``bernoulli_``, which
-    ``F.dropout`` uses, takes about 4x as long, and attention weights are the largest tensors here."""
-    if not training or p == 0.0:
-        return weights
-    if p >= 1.0:
-        return torch.zeros_like(weights)
-    keep = torch.empty_like(weights).uniform_().ge_(p).mul_(1.0 / (1.0 - p))  # 0 or 1/(1-p), in place
-    return weights * keep
 
 
 def _safe_softmax(scores: Tensor, mask: Tensor, may_block_rows: bool) -> Tensor:
