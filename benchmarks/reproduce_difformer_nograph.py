@@ -83,6 +83,10 @@ def _load(folder: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
 
 
+#: What the table shows, and where it departs from the paper (kept with the table; edit after a run).
+FINDINGS: list[str] = []
+
+
 def render() -> str:
     main = {(Path(r["config"]).stem, r["settings"]["per_class"]): r for r in _load(OUT)}
     knn, tune = _load(OUT / "knn"), _load(OUT / "tune")
@@ -143,6 +147,8 @@ def render() -> str:
             lines.append(f"| {label} | {s['lr']:g} | {s['model_args']['layers']} | {s['model_args']['dropout']:g} | "
                          f"{mean_std(best['summary'], 'val_accuracy', 100)} | {len(rs)} |")
         lines.append("")
+    if FINDINGS:
+        lines += ["Findings:"] + [f"- {f}" for f in FINDINGS] + [""]
     return "\n".join(lines) + "\n"
 
 
