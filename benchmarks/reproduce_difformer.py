@@ -54,7 +54,7 @@ FINDINGS: list[str] = [
     "gcn by 3.3 points and gat by 1.9 on the same splits (the paper: 4.4 and 2.9), and every model's "
     "random-split number here sits 1.6-2.7 points under the paper's, so part of the gap is the splits "
     "themselves (ours draw validation and test nodes uniformly from the rest, per seed; the paper's "
-    "split code was not available to compare). On CiteSeer one seed of five collapsed (seed 1: 61.5% "
+    "split procedure was not compared line by line). On CiteSeer one seed of five collapsed (seed 1: 61.5% "
     "test, also the lowest validation score, 68.0%); the other four score 71.6-73.6%.",
     "PyG's SGFormer is run as PyG ships it, with the SGFormer authors' Cora hyper-parameters, and "
     "scores far below the other models. Its GCN branch hard-codes BatchNorm after every layer, the "
