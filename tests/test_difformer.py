@@ -251,3 +251,26 @@ def test_defaults_and_config_errors():
         gnnformer.create_model("sgformer", in_channels=3, out_channels=2, aggregate="max")
     with pytest.raises(ConfigError):
         DIFFormerConv(4, kernel="softmax")
+
+
+def test_cli_trains_difformer_s_on_cora_out_of_the_box(tmp_path, capsys):
+    """`gnnformer train --model difformer-s --dataset Cora` on the embedded Planetoid data: the public
+    split, a model that learns (above the majority class of the test nodes), a checkpoint that
+    `eval` scores the same."""
+    import json
+
+    from gnnformer import cli
+    from gnnformer.datasets import load_dataset
+
+    out = tmp_path / "run"
+    assert cli.main(["train", "--model", "difformer-s", "--dataset", "Cora", "--epochs", "30", "--quiet",
+                     "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["model"] == "difformer-s" and "Planetoid public split" in metrics["protocol"]
+    graph = load_dataset("Cora").graphs[0]
+    majority = graph.y[graph.test_mask].bincount().max().item() / int(graph.test_mask.sum())
+    accuracy = metrics["test_accuracy"]["mean"]
+    assert accuracy > majority + 0.05, (accuracy, majority)
+    capsys.readouterr()
+    assert cli.main(["eval", "--checkpoint", str(out / "best.pt")]) == 0
+    assert f"{accuracy:.4f}" in capsys.readouterr().out
