@@ -40,9 +40,9 @@ FINDINGS: list = [
     "meta-learning) beats the best fine-tuned multi-task GIN, by 1.4-5.3 points of mean ROC-AUC, and FS-GNNCvTR "
     "(with or without pre-training) has the best mean in every setting.",
     "The meta-learned models without pre-training barely depend on the support draw: their std over 30 draws "
-    "is mostly below one point, against mostly 5-13 points for fine-tuning. Since the support set is all that changes between draws, the head adaptation (10 SGD steps) can only be "
-    "moving their scores a little;
-    "the meta-learned initialisation does most of the work.",
+    "is mostly below one point, against mostly 5-13 points for fine-tuning. Since the support set is all "
+    "that changes between draws, the head adaptation (10 SGD steps) can only be moving their scores a "
+    "little; the meta-learned initialisation does most of the work.",
     "Every mean is in the 50s and low 60s. Training length is not the main limit: meta-training FS-GNNCvTR on "
     "Tox21 10-shot for 150 instead of 30 outer steps (no pre-training, everything else equal; "
     "`episodes=150`) moved its mean from 61.90 to 62.27 (SR-HSE 56.83, SR-MMP 67.40, SR-p53 62.59). The "
