@@ -59,7 +59,7 @@ FINDINGS: list[str] = [
     "DIFFormer-a on Cora, full protocol (random splits, 5 seeds, 500 epochs): 83.1 ± 1.3 against the "
     "published 84.1 ± 0.6, level with DIFFormer-s here as in the paper. Its best validation epochs fall at "
     "255-497, so the public-split row, reduced to 200 epochs while the machine was shared, is under-trained "
-    "(its best epochs were 193-197 of 200) and says little.",
+    "(two of its three runs peaked at epochs 196-197 of 200) and says little.",
     "PyG's SGFormer is run as PyG ships it, with the SGFormer authors' Cora hyper-parameters, and "
     "scores far below the other models. Its GCN branch hard-codes BatchNorm after every layer, the "
     "same trap as our old baselines; replacing those norms by identities raised two Cora public-split "
