@@ -16,8 +16,6 @@ all of them at meta-test), so support and query never share a molecule.
 """
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -27,7 +25,7 @@ from torch import Tensor
 
 from ..datasets.root import describe_root, find_child, resolve_data_root
 from ..errors import ConfigError, DataError
-from .featurize import Entry, MolGraph, featurize_entries, read_task_json
+from .featurize import Entry, MolGraph, _csv_rows, featurize_entries, read_task_json
 
 TOX21_TASKS = ["NR-AR", "NR-AR-LBD", "NR-AhR", "NR-Aromatase", "NR-ER", "NR-ER-LBD", "NR-PPAR-gamma",
                "SR-ARE", "SR-ATAD5", "SR-HSE", "SR-MMP", "SR-p53"]
@@ -117,25 +115,17 @@ def _missing(name: str, files: List[Path], root: Path, origin: str, source: str)
 
 def _csv_entries(path: Path, name: str) -> List[List[Entry]]:
     """Per task (CSV label column), its labelled entries with their CSV line numbers."""
-    text = path.read_text(encoding="utf-8", errors="replace")
-    lines = text.splitlines()
-    header = next(csv.reader(io.StringIO(lines[0]))) if lines else []
+    header, rows = _csv_rows(path, path.read_text(encoding="utf-8", errors="replace"))
     names = DATASETS[name][0]
-    lower = [h.strip().lower() for h in header]
-    if "smiles" not in lower:
+    if "smiles" not in header:
         raise DataError(f"{path}:1: no 'smiles' column in the CSV header.")
-    missing = [t for t in names if t.lower() not in lower]
+    missing = [t for t in names if t.lower() not in header]
     if missing:
         raise DataError(f"{path}:1: the header lacks the task column(s) {', '.join(missing)}.")
-    scol = lower.index("smiles")
-    cols = [lower.index(t.lower()) for t in names]
+    scol = header.index("smiles")
+    cols = [header.index(t.lower()) for t in names]
     per_task: List[List[Entry]] = [[] for _ in names]
-    for i, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
-        row = next(csv.reader(io.StringIO(line)))
-        if len(row) != len(header):
-            raise DataError(f"{path}:{i}: expected {len(header)} columns (as in the header), found {len(row)}.")
+    for i, row in rows:
         for t, col in enumerate(cols):
             raw = row[col].strip()
             if raw == "":
