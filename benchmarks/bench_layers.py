@@ -119,6 +119,11 @@ def main() -> None:
         write_section(ROOT / "BENCHMARKS.md", mark, table)
 
 
+def findings_lines(findings) -> list:
+    """A section's "Findings:" list, as Markdown lines (none when there are no findings)."""
+    return ["Findings:"] + [f"- {f}" for f in findings] + [""] if findings else []
+
+
 def write_section(path: Path, mark: str, text: str) -> None:
     """Replace this benchmark's section (from its marker to the next marker) or append it."""
     body = path.read_text() if path.exists() else "# Benchmarks\n\nEach section names the command that produced it.\n\n"

@@ -25,7 +25,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from bench_layers import write_section  # noqa: E402
+from bench_layers import findings_lines, write_section  # noqa: E402
 
 MARK = "<!-- fewshot_gnncvtr -->"
 RESULTS = ROOT / "benchmarks" / "results" / "fewshot"
@@ -161,8 +161,7 @@ def section(all_metrics: list) -> str:
     for m in all_metrics:
         parts += [f"### {m['dataset'].upper() if m['dataset'] == 'sider' else 'Tox21'} {m['shots']}-shot", "", table(m)]
     parts += adaptation_table()
-    if FINDINGS:
-        parts += ["Findings:"] + [f"- {f}" for f in FINDINGS] + [""]
+    parts += findings_lines(FINDINGS)
     return "\n".join(parts) + "\n"
 
 

@@ -29,7 +29,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_layers import write_section  # noqa: E402
+from bench_layers import findings_lines, write_section  # noqa: E402
 from difformer_runs import CONFIGS, RESULTS, ROOT, cached, run_config  # noqa: E402
 
 OUT = RESULTS / "citation"
@@ -118,8 +118,7 @@ def render() -> str:
                 if vds == ds and r is not None and r["model"] == model:
                     lines.append(f"| {ds} | {label} | {cell(r)} | — | — | {r['seconds'] / max(r['runs_done'], 1):.0f} |")
     lines.append("")
-    if FINDINGS:
-        lines += ["Findings:"] + [f"- {f}" for f in FINDINGS] + [""]
+    lines += findings_lines(FINDINGS)
     return "\n".join(lines) + "\n"
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_layers import write_section  # noqa: E402
+from bench_layers import findings_lines, write_section  # noqa: E402
 from difformer_runs import CONFIGS, RESULTS, ROOT, cached, mean_std, partial_path, run_config  # noqa: E402
 
 OUT = RESULTS / "nograph"
@@ -160,8 +160,7 @@ def render() -> str:
             lines.append(f"| {label} | {s['lr']:g} | {s['model_args']['layers']} | {s['model_args']['dropout']:g} | "
                          f"{mean_std(best['summary'], 'val_accuracy', 100)} | {len(rs)} |")
         lines.append("")
-    if FINDINGS:
-        lines += ["Findings:"] + [f"- {f}" for f in FINDINGS] + [""]
+    lines += findings_lines(FINDINGS)
     return "\n".join(lines) + "\n"
 
 

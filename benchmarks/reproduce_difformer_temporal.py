@@ -30,7 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_layers import write_section  # noqa: E402
+from bench_layers import findings_lines, write_section  # noqa: E402
 from difformer_runs import CONFIGS, RESULTS, ROOT, cached, mean_std, partial_path, run_config  # noqa: E402
 
 OUT = RESULTS / "temporal"
@@ -185,8 +185,7 @@ def render() -> str:
                 lines.append(f"| {name} | {label} | {s['lr']:g} | {s['model_args']['layers']} | "
                              f"{best['summary']['val_mse']['mean']:.4f} |")
         lines.append("")
-    if FINDINGS:
-        lines += ["Findings:"] + [f"- {f}" for f in FINDINGS] + [""]
+    lines += findings_lines(FINDINGS)
     return "\n".join(lines) + "\n"
 
 

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_layers import write_section  # noqa: E402
+from bench_layers import findings_lines, write_section  # noqa: E402
 from gnnformer.training import trainer as T  # noqa: E402
 
 CONFIGS = ROOT / "configs" / "gradformer"
@@ -150,7 +150,7 @@ def render() -> str:
             paper = PAPER.get((r["model"], r["dataset"]))
             lines.append(f"| {r['dataset']} | {r['model']} | {r['protocol']} | {pct(r['summary'], 'test_accuracy')} | "
                          f"{paper if paper else '—'} | {reduced(r)} | {r['date']} |")
-        lines += ["", "Findings:"] + [f"- {f}" for f in FINDINGS] + [""]
+        lines += [""] + findings_lines(FINDINGS)
     depth = [r for s, r in results.items() if TABLES["depth"](s)]
     if depth:
         lines += ["### Depth: NCI1 with 12 and 24 layers (authors' protocol)", "",
