@@ -51,6 +51,17 @@ def _load_config_file(path: Optional[str]) -> Dict[str, Any]:
     return values
 
 
+def _settings(config_file: Optional[str], flags: Dict[str, Any], overrides, preset: Optional[Dict[str, Any]] = None
+              ) -> Dict[str, Any]:
+    """The config file's settings, then ``preset``, then the flags given (not None), then key=value overrides."""
+    from .training.trainer import apply_overrides
+
+    values = _load_config_file(config_file)
+    values.update(preset or {})
+    values.update({k: v for k, v in flags.items() if v is not None})
+    return apply_overrides(values, list(overrides))
+
+
 def _results_table(title: str, rows: List[Dict[str, Any]], keys: List[str]):
     from rich.table import Table
 
@@ -105,14 +116,10 @@ def train(model, dataset, config_file, data_root, epochs, seed, folds, out_dir, 
 
     OVERRIDES are key=value settings, e.g. lr=0.001 runs=3 model.hidden=128 model.local=gine.
     """
-    from .training.trainer import apply_overrides, config_from_mapping, run_experiment
+    from .training.trainer import config_from_mapping, run_experiment
 
-    values = _load_config_file(config_file)
-    for key, val in (("model", model), ("dataset", dataset), ("data_root", data_root), ("epochs", epochs),
-                     ("seed", seed), ("folds", folds)):
-        if val is not None:
-            values[key] = val
-    values = apply_overrides(values, list(overrides))
+    values = _settings(config_file, dict(model=model, dataset=dataset, data_root=data_root, epochs=epochs,
+                                         seed=seed, folds=folds), overrides)
     cfg = config_from_mapping(values)
     out = Path(out_dir or f"runs/{cfg.model}-{cfg.dataset}")
     metrics = run_experiment(cfg, out, progress=not quiet)
@@ -240,16 +247,9 @@ def fewshot(dataset, shots, config_file, data_root, seed, invalid, quick, out_di
     OVERRIDES are key=value settings, e.g. episodes=200 draws=30 adapt=all model.hidden=128.
     """
     from .fewshot.run import QUICK, fewshot_config, results_table, run_fewshot
-    from .training.trainer import apply_overrides
 
-    values = _load_config_file(config_file)
-    if quick:
-        values.update(QUICK)
-    for key, val in (("dataset", dataset), ("shots", shots), ("data_root", data_root), ("seed", seed),
-                     ("invalid", invalid)):
-        if val is not None:
-            values[key] = val
-    values = apply_overrides(values, list(overrides))
+    values = _settings(config_file, dict(dataset=dataset, shots=shots, data_root=data_root, seed=seed,
+                                         invalid=invalid), overrides, QUICK if quick else None)
     cfg = fewshot_config(values)
     out = Path(out_dir or f"runs/fewshot-{cfg.dataset}-{cfg.shots}shot")
     metrics = run_fewshot(cfg, out, progress=not quiet)
