@@ -62,8 +62,7 @@ FINDINGS: list[str] = [
     "(two of its three runs peaked at epochs 196-197 of 200) and says little.",
     "PyG's SGFormer is run as PyG ships it, with the SGFormer authors' Cora hyper-parameters, and "
     "scores far below the other models. Its GCN branch hard-codes BatchNorm after every layer, the "
-    "same trap as our old baselines; replacing those norms by identities raised two Cora public-split "
-    "seeds from 73.8 / 66.1 to 75.8 / 76.3 (a side check, not in the table), still well short. The "
+    "same construction that cost our old baselines six points on 140 labelled nodes (first finding). The "
     "table keeps PyG's implementation unmodified: it is the peer as a user would get it.",
 ]
 
