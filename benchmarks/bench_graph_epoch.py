@@ -179,7 +179,7 @@ def padding(args) -> dict:
 
 
 def child_spd(args) -> dict:
-    import gnnformer.nn.encodings as enc
+    from gnnformer.datasets.encodings import precompute_encodings
 
     ds = load(args.data_root)
     cold, cached = [], []
@@ -187,10 +187,10 @@ def child_spd(args) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             os.environ["GNNFORMER_CACHE"] = tmp
             t0 = time.perf_counter()
-            enc.precompute_encodings(ds.graphs, spd=True)
+            precompute_encodings(ds.graphs, spd=True)
             cold.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            enc.precompute_encodings(ds.graphs, spd=True)
+            precompute_encodings(ds.graphs, spd=True)
             cached.append(time.perf_counter() - t0)
     sizes = [int(g.num_nodes) for g in ds.graphs]
     return {"cold": cold, "cached": cached, "graphs": len(sizes), "pairs": sum(n * n for n in sizes)}

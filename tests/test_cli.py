@@ -60,7 +60,7 @@ def test_eval_reproduces_saved_metrics(trained, capsys):
 def test_predict_matches_model_before_saving(trained, capsys):
     ckpt = load_checkpoint(trained / "best.pt")
     model = model_from_checkpoint(ckpt)
-    from gnnformer.nn.encodings import precompute_encodings
+    from gnnformer.datasets.encodings import precompute_encodings
 
     graphs = precompute_encodings(load_dataset("MUTAG").graphs, **ckpt["encodings"])
     with torch.no_grad():

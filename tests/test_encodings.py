@@ -4,6 +4,7 @@ import torch
 from torch_geometric.data import Batch, Data
 from torch_geometric.utils import to_dense_batch, to_undirected
 
+import gnnformer.datasets.encodings as dataset_enc
 import gnnformer.nn.encodings as enc
 from gnnformer.errors import ConfigError
 from gnnformer.nn import (
@@ -12,9 +13,9 @@ from gnnformer.nn import (
     RWSE,
     RWSEEncoder,
     ShortestPathDistance,
-    precompute_encodings,
     spd_to_dense,
 )
+from gnnformer.datasets.encodings import precompute_encodings
 from gnnformer.paths import cache_dir
 
 
@@ -110,7 +111,7 @@ def fresh_cache(tmp_path, monkeypatch):
 def test_precompute_spd_is_cached_on_disk(fresh_cache, monkeypatch):
     graphs = [path(4), cycle(5), graph(3, [(0, 1)])]
     first = precompute_encodings(graphs, spd=True)
-    key = enc.graphs_key(graphs)
+    key = dataset_enc.graphs_key(graphs)
     cached = cache_dir() / "encodings" / f"spd-{key}.pt"
     assert cached.exists() and cached.parent == fresh_cache / "encodings"
     assert all("spd" not in g for g in graphs)  # inputs untouched, outputs are copies
@@ -119,7 +120,7 @@ def test_precompute_spd_is_cached_on_disk(fresh_cache, monkeypatch):
     def boom(data):
         raise AssertionError("SPD was recomputed although it is cached")
 
-    monkeypatch.setattr(enc, "_compute_spd", boom)
+    monkeypatch.setattr(dataset_enc, "compute_spd", boom)
     second = precompute_encodings(graphs, spd=True)
     for a, b in zip(first, second):
         assert torch.equal(a.spd, b.spd) and b.spd.dtype == torch.long
@@ -127,8 +128,8 @@ def test_precompute_spd_is_cached_on_disk(fresh_cache, monkeypatch):
 
     # Different structure -> different key -> computed again.
     changed = [path(4), cycle(5), graph(3, [(1, 2)])]
-    assert enc.graphs_key(changed) != key
-    assert enc.graphs_key([path(4), path(4)]) != enc.graphs_key([path(4)])
+    assert dataset_enc.graphs_key(changed) != key
+    assert dataset_enc.graphs_key([path(4), path(4)]) != dataset_enc.graphs_key([path(4)])
     with pytest.raises(AssertionError, match="recomputed"):
         precompute_encodings(changed, spd=True)
     # cache=False never reads the cache
@@ -140,7 +141,7 @@ def test_precompute_lap_pe_and_rwse_cached_and_keyed_by_size(fresh_cache, monkey
     graphs = [path(5), cycle(6)]
     expected = [(LapPE(3)(g).lap_pe, RWSE(4)(g).rwse) for g in graphs]
     calls = {"lap": 0, "rw": 0}
-    real_lap, real_rw = enc._compute_lap_pe, enc._compute_rwse
+    real_lap, real_rw = enc.compute_lap_pe, enc.compute_rwse
 
     def lap(data, k):
         calls["lap"] += 1
@@ -150,8 +151,8 @@ def test_precompute_lap_pe_and_rwse_cached_and_keyed_by_size(fresh_cache, monkey
         calls["rw"] += 1
         return real_rw(data, steps)
 
-    monkeypatch.setattr(enc, "_compute_lap_pe", lap)
-    monkeypatch.setattr(enc, "_compute_rwse", rw)
+    monkeypatch.setattr(dataset_enc, "compute_lap_pe", lap)
+    monkeypatch.setattr(dataset_enc, "compute_rwse", rw)
     out = precompute_encodings(graphs, lap_pe=3, rwse=4, progress=True)
     assert calls == {"lap": 2, "rw": 2}
     for d, (lap_pe, rwse) in zip(out, expected):
@@ -297,7 +298,7 @@ def test_batched_spd_equals_scipy_per_graph(monkeypatch, dense_max, chunk):
     monkeypatch.setattr(enc, "_SPD_CHUNK_ENTRIES", chunk)  # 200: a size group split in chunks
     graphs = random_graphs(150, 40, seed=0) + random_graphs(4, 240, seed=1)
     graphs += [path(30), cycle(17), graph(6, [(0, 1), (2, 3)]), graph(1, []), graph(0, [])]
-    got = enc._compute_spd(graphs)
+    got = enc.compute_spd(graphs)
     assert len(got) == len(graphs)
     disconnected = 0
     for g, d in zip(graphs, got):
@@ -305,7 +306,7 @@ def test_batched_spd_equals_scipy_per_graph(monkeypatch, dense_max, chunk):
         assert d.dtype == torch.long and torch.equal(d, expected)
         disconnected += bool((d == -1).any())
     assert disconnected > 20  # the comparison covered unreachable pairs
-    assert torch.equal(enc._compute_spd(graphs[3]), got[3])  # one graph: the same as in a list
+    assert torch.equal(enc.compute_spd(graphs[3]), got[3])  # one graph: the same as in a list
 
 
 def test_batched_spd_refuses_huge_graphs(monkeypatch):

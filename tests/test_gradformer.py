@@ -13,7 +13,8 @@ from gnnformer.datasets import load_dataset
 from gnnformer.errors import ConfigError
 from gnnformer.models import model_config
 from gnnformer.nn import DropPath, GatedGCNConv, GPSLayer, GraphMultiheadAttention, ShortestPathDecay
-from gnnformer.nn.encodings import precompute_encodings, spd_to_dense
+from gnnformer.datasets.encodings import precompute_encodings
+from gnnformer.nn.encodings import spd_to_dense
 
 C, H = 16, 4
 SIZES = [3, 7, 5]

@@ -6,7 +6,7 @@ import gnnformer
 from gnnformer.datasets import load_dataset
 from gnnformer.errors import ConfigError
 from gnnformer.models import model_config
-from gnnformer.nn.encodings import precompute_encodings
+from gnnformer.datasets.encodings import precompute_encodings
 from gnnformer.registry import MODELS
 
 

@@ -11,7 +11,9 @@ from .encodings import (
     RWSE,
     RWSEEncoder,
     ShortestPathDistance,
-    precompute_encodings,
+    compute_lap_pe,
+    compute_rwse,
+    compute_spd,
     spd_to_dense,
 )
 from .fusion import GPSLayer
@@ -35,7 +37,9 @@ __all__ = [
     "RWSE",
     "ShortestPathDistance",
     "spd_to_dense",
-    "precompute_encodings",
+    "compute_lap_pe",
+    "compute_rwse",
+    "compute_spd",
     "LapPEEncoder",
     "RWSEEncoder",
 ]

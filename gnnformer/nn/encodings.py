@@ -12,16 +12,12 @@ encodings put the graph back in:
   Transformers Really Perform Badly for Graph Representation?", NeurIPS 2021): densified with
   :func:`spd_to_dense`, it indexes a learnable attention bias :math:`b_{ij} = \beta_{\mathrm{spd}(i,j)}`.
 
-:func:`precompute_encodings` computes them once per dataset and caches them on disk.
+:func:`gnnformer.datasets.encodings.precompute_encodings` computes them once per dataset and
+caches them on disk; this module only computes, in memory.
 """
 from __future__ import annotations
 
-import copy
-import hashlib
-import os
-import struct
-from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -31,7 +27,6 @@ from torch_geometric.transforms import AddLaplacianEigenvectorPE, AddRandomWalkP
 from torch_geometric.utils import is_undirected
 
 from ..errors import ConfigError
-from ..paths import cache_dir
 
 #: Above this many nodes in one graph, the dense n x n SPD matrix is refused (memory).
 SPD_MAX_NODES = 10_000
@@ -41,7 +36,6 @@ SPD_MAX_NODES = 10_000
 #: while dense ones such as CLUSTER's favour the matrix products well beyond).
 SPD_DENSE_MAX_NODES = 192
 _SPD_CHUNK_ENTRIES = 1 << 22  # graphs per batched product: at most this many adjacency entries
-_CACHE_VERSION = 1
 
 
 # --------------------------------------------------------------------------------------------
@@ -56,7 +50,7 @@ def _structure(data: Data, weights: bool = False) -> Data:
     return out
 
 
-def _compute_lap_pe(data: Data, k: int) -> Tensor:
+def compute_lap_pe(data: Data, k: int) -> Tensor:
     num_nodes = int(data.num_nodes)
     pe = torch.zeros(num_nodes, k)
     # A graph on N nodes has only N - 1 non-trivial eigenvectors; PyG's transform needs k < N.
@@ -81,7 +75,7 @@ def _compute_lap_pe(data: Data, k: int) -> Tensor:
     return pe
 
 
-def _compute_rwse(data: Data, steps: int) -> Tensor:
+def compute_rwse(data: Data, steps: int) -> Tensor:
     num_nodes = int(data.num_nodes)
     if num_nodes == 0:
         return torch.zeros(0, steps)
@@ -89,7 +83,7 @@ def _compute_rwse(data: Data, steps: int) -> Tensor:
     return AddRandomWalkPE(steps, attr_name="rwse")(graph).rwse.float()
 
 
-def _compute_spd(data: Data | Sequence[Data]) -> Tensor | list[Tensor]:
+def compute_spd(data: Data | Sequence[Data]) -> Tensor | list[Tensor]:
     """SPD of one graph (``[N * N]`` long), or of many graphs (a list of those, in input order).
 
     Many graphs are computed together: those of up to :data:`SPD_DENSE_MAX_NODES` nodes grouped by
@@ -97,7 +91,7 @@ def _compute_spd(data: Data | Sequence[Data]) -> Tensor | list[Tensor]:
     ones with scipy's BFS one at a time (:func:`_spd_scipy`). Both give the same distances.
     """
     if isinstance(data, Data):
-        return _compute_spd([data])[0]
+        return compute_spd([data])[0]
     graphs = list(data)
     sizes = [int(g.num_nodes) for g in graphs]
     if sizes and max(sizes) > SPD_MAX_NODES:
@@ -232,7 +226,7 @@ class LapPE(BaseTransform):
         self.k = k
 
     def forward(self, data: Data) -> Data:
-        data.lap_pe = _compute_lap_pe(data, self.k)
+        data.lap_pe = compute_lap_pe(data, self.k)
         return data
 
     def __repr__(self) -> str:
@@ -251,7 +245,7 @@ class RWSE(BaseTransform):
         self.steps = steps
 
     def forward(self, data: Data) -> Data:
-        data.rwse = _compute_rwse(data, self.steps)
+        data.rwse = compute_rwse(data, self.steps)
         return data
 
     def __repr__(self) -> str:
@@ -268,7 +262,7 @@ class ShortestPathDistance(BaseTransform):
     """
 
     def forward(self, data: Data) -> Data:
-        data.spd = _compute_spd(data)
+        data.spd = compute_spd(data)
         return data
 
 
@@ -308,140 +302,6 @@ def spd_to_dense(spd: Tensor, batch: Tensor | None, max_nodes: int | None = None
         keep = (i < size) & (j < size)
         graph, i, j, spd = graph[keep], i[keep], j[keep], spd[keep]
     out[graph, i, j] = spd.long()
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# Precomputation with an on-disk cache
-
-
-def graphs_key(graphs: Iterable[Data], weights: bool = False) -> str:
-    """sha256 over each graph's ``num_nodes`` and ``edge_index`` (and ``edge_weight`` if asked)."""
-    parts: list = []  # hashed in one update: the same digest as one update per piece, less overhead
-    for data in graphs:
-        ei = data.edge_index
-        if ei.dtype is not torch.int64 or not ei.is_cpu:
-            ei = ei.detach().cpu().to(torch.int64)
-        ei = ei.contiguous()
-        # Sizes first, so that different splits of the same bytes give different keys.
-        parts.append(struct.pack("=qq", int(data.num_nodes), ei.size(1)))
-        parts.append(memoryview(ei.numpy()).cast("B"))
-        ew = getattr(data, "edge_weight", None) if weights else None
-        if ew is not None:
-            parts.append(b"w")
-            parts.append(ew.detach().cpu().to(torch.float64).contiguous().numpy().tobytes())
-    h = hashlib.sha256(b"".join(parts))
-    return h.hexdigest()
-
-
-def _load(path: Path, expected_sizes: list[int], dtype: torch.dtype) -> list[Tensor] | None:
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        sizes = blob["sizes"].tolist()
-        if blob.get("version") != _CACHE_VERSION or sizes != expected_sizes:
-            return None
-        # One conversion of the whole block, then views: not one small copy per graph.
-        return list(torch.split(blob["values"].to(dtype), sizes, dim=0))
-    except Exception:  # a truncated or foreign file: recompute and overwrite it
-        return None
-
-
-def _save(path: Path, values: list[Tensor], store_dtype: torch.dtype | None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cat = torch.cat(values, dim=0)
-    blob = {
-        "version": _CACHE_VERSION,
-        "sizes": torch.tensor([v.size(0) for v in values], dtype=torch.long),
-        "values": cat.to(store_dtype) if store_dtype is not None else cat,
-    }
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    torch.save(blob, tmp)
-    os.replace(tmp, path)  # atomic: a concurrent reader sees the old file or the whole new one
-
-
-def _encode(
-    graphs: list[Data],
-    name: str,
-    key: str,
-    compute: Callable[[Data], Tensor] | None,
-    expected_sizes: list[int],
-    *,
-    cache: bool,
-    progress: bool,
-    dtype: torch.dtype,
-    store_dtype: torch.dtype | None = None,
-    compute_all: Callable[[list[Data]], list[Tensor]] | None = None,
-) -> list[Tensor]:
-    """Load ``name`` from the cache, or compute it: per graph with ``compute``, or for all graphs
-    in one call with ``compute_all`` (no progress bar: it is fast)."""
-    path = cache_dir() / "encodings" / f"{name}-{key}.pt"
-    if cache and path.exists():
-        values = _load(path, expected_sizes, dtype)
-        if values is not None:
-            return values
-    if compute_all is not None:
-        values = list(compute_all(graphs))
-    else:
-        items: Iterable[Data] = graphs
-        if progress:
-            from rich.progress import track
-
-            items = track(graphs, description=f"Computing {name}", transient=True)
-        values = [compute(g) for g in items]
-    if cache and values:
-        _save(path, values, store_dtype)
-    return values
-
-
-def precompute_encodings(
-    graphs: list[Data],
-    *,
-    lap_pe: int = 0,
-    rwse: int = 0,
-    spd: bool = False,
-    cache: bool = True,
-    progress: bool = False,
-) -> list[Data]:
-    """Return shallow copies of ``graphs`` with the requested encodings attached.
-
-    ``lap_pe=k`` adds ``lap_pe`` ``[N, k]`` (:class:`LapPE`), ``rwse=steps`` adds ``rwse``
-    ``[N, steps]`` (:class:`RWSE`), ``spd=True`` adds ``spd`` ``[N * N]`` (:class:`ShortestPathDistance`).
-    The inputs are not modified. With ``cache=True`` every encoding is stored under
-    ``cache_dir()/encodings/`` as ``spd-<key>.pt``, ``lap_pe<k>-<key>.pt`` or ``rwse<steps>-<key>.pt``
-    where ``<key>`` is :func:`graphs_key` (sha256 of every graph's ``num_nodes`` and ``edge_index``,
-    plus ``edge_weight`` for LapPE/RWSE), so a later run with the same graphs loads them instead of
-    recomputing. ``progress`` shows a progress bar while computing.
-    """
-    graphs = list(graphs)
-    out = [copy.copy(g) for g in graphs]
-    if not (lap_pe or rwse or spd) or not graphs:
-        return out
-    num_nodes = [int(g.num_nodes) for g in graphs]
-    opts = dict(cache=cache, progress=progress)
-
-    if lap_pe:
-        key = graphs_key(graphs, weights=True)
-        values = _encode(
-            graphs, f"lap_pe{lap_pe}", key, lambda g: _compute_lap_pe(g, lap_pe), num_nodes,
-            dtype=torch.float, **opts,
-        )
-        for data, v in zip(out, values):
-            data.lap_pe = v
-    if rwse:
-        key = graphs_key(graphs, weights=True)
-        values = _encode(
-            graphs, f"rwse{rwse}", key, lambda g: _compute_rwse(g, rwse), num_nodes, dtype=torch.float, **opts
-        )
-        for data, v in zip(out, values):
-            data.rwse = v
-    if spd:
-        key = graphs_key(graphs)
-        values = _encode(
-            graphs, "spd", key, None, [n * n for n in num_nodes],
-            dtype=torch.long, store_dtype=torch.int32, compute_all=lambda gs: _compute_spd(gs), **opts,
-        )
-        for data, v in zip(out, values):
-            data.spd = v
     return out
 
 

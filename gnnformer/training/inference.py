@@ -7,9 +7,9 @@ import torch
 from torch_geometric.loader import DataLoader
 
 from ..datasets import FeatureSchema, Split, load_dataset, read_graphs_for_predict
+from ..datasets.encodings import precompute_encodings
 from ..errors import CheckpointError
 from ..models import create_model
-from ..nn.encodings import precompute_encodings
 from ..tasks import get_task
 from .checkpoint import load_checkpoint
 from .trainer import Evaluator, ExperimentConfig, Prepared, config_from_mapping

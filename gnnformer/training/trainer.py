@@ -26,7 +26,7 @@ from ..datasets import (GraphDataset, Split, load_dataset, per_class_split, plan
 from ..config import coerce_fields, parse_scalar
 from ..errors import ConfigError
 from ..models import create_model, model_config
-from ..nn.encodings import precompute_encodings
+from ..datasets.encodings import precompute_encodings
 from ..registry import MODELS
 from ..tasks import Task, get_task
 from .checkpoint import save_checkpoint
