@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .errors import DataError
+
 #: Raw files shipped inside the package (MUTAG, Cora), laid out like a data root.
 EMBEDDED_ROOT = Path(__file__).resolve().parent / "datasets" / "embedded"
 
@@ -12,5 +14,16 @@ def cache_dir() -> Path:
     """Processed datasets and cached encodings: ``$GNNFORMER_CACHE``, else ``~/.cache/gnnformer``."""
     env = os.environ.get("GNNFORMER_CACHE")
     path = Path(env).expanduser() if env else Path.home() / ".cache" / "gnnformer"
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise unwritable_cache(path, err) from None
     return path
+
+
+def unwritable_cache(folder: Path, err: OSError) -> DataError:
+    """The error for a cache folder that cannot be created or written: names the way out."""
+    return DataError(
+        f"The cache folder {folder} cannot be written ({err.strerror or err}). "
+        "Set GNNFORMER_CACHE to a writable folder to keep the cache there instead."
+    )
