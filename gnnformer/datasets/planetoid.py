@@ -11,14 +11,16 @@ from torch_geometric.data import Data
 
 from ..errors import DataError
 from ..registry import DATASETS
-from .root import attempt_download, find_child, missing_error, stage_raw
+from .classes import check_classes
+from .root import attempt_download, find_child, missing_error, normalised_text, stage_raw
 from .schema import FeatureSchema, GraphDataset
 from .validate import PLANETOID_SUFFIXES, parse_table, validate_planetoid
 
+#: Registered Planetoid graphs: (number of classes, one-line summary).
 KNOWN_PLANETOID = {
-    "Cora": "Planetoid: 2708 papers, 1433 bag-of-words features, 7 topics (node classification)",
-    "CiteSeer": "Planetoid: 3327 papers, 3703 bag-of-words features, 6 topics (node classification)",
-    "PubMed": "Planetoid: 19717 diabetes papers, 500 TF-IDF features, 3 classes (node classification)",
+    "Cora": (7, "Planetoid: 2708 papers, 1433 bag-of-words features, 7 topics (node classification)"),
+    "CiteSeer": (6, "Planetoid: 3327 papers, 3703 bag-of-words features, 6 topics (node classification)"),
+    "PubMed": (3, "Planetoid: 19717 diabetes papers, 500 TF-IDF features, 3 classes (node classification)"),
 }
 
 
@@ -74,11 +76,14 @@ def load_planetoid(name: str, root: Path, origin: str) -> GraphDataset:
     data = ds[0]
     data.x = data.x.to(torch.float32)
     notes = _notes(name, sources, prefix, data)
+    out_dim = int(data.y.max()) + 1
+    values, counts = torch.unique(data.y, return_counts=True)
+    notes += check_classes(name, values.tolist(), counts.tolist(), KNOWN_PLANETOID[name][0], "node",
+                           f"ind.{prefix}.ally and .ty (class = the one-hot column)", out_dim)
     schema = planetoid_schema(data, prefix)
     return GraphDataset(name=name, task="node_classification", graphs=[data],
                         num_features=int(data.x.size(1)), num_edge_features=0,
-                        out_dim=int(data.y.max()) + 1, schema=schema, root=raw_dir, notes=notes,
-                        labels=data.y)
+                        out_dim=out_dim, schema=schema, root=raw_dir, notes=notes, labels=data.y)
 
 
 def _notes(name: str, sources: dict[str, Path], prefix: str, data: Data) -> list[str]:
@@ -128,7 +133,7 @@ def read_planetoid_for_predict(schema: FeatureSchema, path: str | Path) -> list[
         for name, src in staged.items():
             data = src.read_bytes()
             if name.endswith("test.index"):
-                data = data.replace(b"\r\n", b"\n").rstrip(b"\n \t\r") + b"\n"
+                data = normalised_text(data) or data
             (Path(tmp) / name).write_bytes(data)
         try:
             data = read_planetoid_data(tmp, prefix)
@@ -139,7 +144,7 @@ def read_planetoid_for_predict(schema: FeatureSchema, path: str | Path) -> list[
 
 
 def _register() -> None:
-    for pname, summary in KNOWN_PLANETOID.items():
+    for pname, (_, summary) in KNOWN_PLANETOID.items():
         DATASETS.register(pname, summary)(functools.partial(load_planetoid, pname))
 
 

@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from ..errors import DataError
 from ..paths import EMBEDDED_ROOT, cache_dir
+from .validate import UTF8_BOM
 
 T = TypeVar("T")
 
@@ -68,16 +69,16 @@ def find_child(parent: Path, name: str, want_dir: bool = True) -> Path | None:
     return matches[0] if matches else None
 
 
-def _normalised(data: bytes) -> bytes | None:
-    """Text with LF endings and one final newline, or None when ``data`` already is.
+def normalised_text(data: bytes) -> bytes | None:
+    """Text with LF endings, one final newline and no byte-order mark, or None when ``data`` already is.
 
     PyG's text readers split on '\\n' and drop the last piece, so a file without a final
     newline silently loses its last line, trailing blank lines break parsing, and CR
-    characters end up inside values.
+    characters or a leading BOM end up inside values.
     """
     if not data:
         return None
-    text = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").rstrip(b"\n \t") + b"\n"
+    text = data.removeprefix(UTF8_BOM).replace(b"\r\n", b"\n").replace(b"\r", b"\n").rstrip(b"\n \t") + b"\n"
     return None if text == data else text
 
 
@@ -93,7 +94,7 @@ def stage_raw(name: str, files: dict[str, Path], raw_subdir: str, text_files: se
     for staged in sorted(files):
         data = files[staged].read_bytes()
         digest.update(staged.encode() + b"\0" + len(data).to_bytes(8, "little") + data)
-        contents[staged] = _normalised(data) if staged in text_files else None
+        contents[staged] = normalised_text(data) if staged in text_files else None
     stage = cache_dir() / "datasets" / f"{name}-{digest.hexdigest()[:12]}"
     raw = stage / raw_subdir
     raw.mkdir(parents=True, exist_ok=True)

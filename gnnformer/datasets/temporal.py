@@ -56,6 +56,7 @@ from ..registry import DATASETS
 from .root import DOWNLOAD_STALL_TIMEOUT, find_child, is_offline, missing_error
 from .schema import FeatureSchema, GraphDataset
 from .splits import Split, _counts
+from .validate import read_text
 
 URL_BASE = "https://raw.githubusercontent.com/benedekrozemberczki/pytorch_geometric_temporal/master/dataset/"
 URLS = {"chickenpox.json": URL_BASE + "chickenpox.json", "england_covid.json": URL_BASE + "england_covid.json"}
@@ -108,7 +109,7 @@ def _download(url: str, dest: Path) -> str:
 
 def _read_json(path: Path, keys: tuple[str, ...]) -> dict:
     try:
-        raw = json.loads(Path(path).read_text())
+        raw = json.loads(read_text(Path(path)))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(f"{path}: not a readable JSON file ({type(exc).__name__}: {exc}).") from exc
     missing = [k for k in keys if not isinstance(raw, dict) or k not in raw]
@@ -118,7 +119,10 @@ def _read_json(path: Path, keys: tuple[str, ...]) -> dict:
 
 
 def _edges(pairs, n: int, where: str) -> torch.Tensor:
-    arr = np.asarray(pairs, dtype=np.int64).reshape(-1, 2) if len(pairs) else np.zeros((0, 2), dtype=np.int64)
+    try:
+        arr = np.asarray(pairs, dtype=np.int64).reshape(-1, 2) if len(pairs) else np.zeros((0, 2), dtype=np.int64)
+    except (OverflowError, TypeError, ValueError) as exc:  # a huge id, a string, a ragged list
+        raise DataError(f"{where}: edge endpoints must be integer node ids in 0..{n - 1} ({exc}).") from exc
     if arr.size and (arr.min() < 0 or arr.max() >= n):
         raise DataError(f"{where}: edge endpoints must lie in 0..{n - 1}, found {arr.min()}..{arr.max()}.")
     return torch.from_numpy(arr.T.copy())

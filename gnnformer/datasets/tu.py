@@ -14,15 +14,19 @@ from torch_geometric.utils import coalesce, remove_self_loops
 
 from ..errors import DataError
 from ..registry import DATASETS
+from .classes import check_classes
 from .root import attempt_download, find_child, missing_error, stage_raw
 from .schema import FeatureSchema, GraphDataset, graphs_of
 from .validate import TU_SUFFIXES, TUTables, tu_files_in, validate_tu
 
+#: Registered TU benchmarks: (number of classes, one-line summary). The class counts are the
+#: published ones (and those of the files in shared/datasets: MUTAG -1/1, PROTEINS 1/2, NCI1 0/1);
+#: a file with a different count loads with a note saying so.
 KNOWN_TU = {
-    "MUTAG": "TU: 188 nitro compounds, mutagenic or not (graph classification, 2 classes)",
-    "PROTEINS": "TU: 1113 protein structures, enzyme or not (graph classification, 2 classes)",
-    "NCI1": "TU: 4110 compounds screened against lung cancer (graph classification, 2 classes)",
-    "IMDB-BINARY": "TU: 1000 movie ego-networks, no node features: one-hot degree (2 classes)",
+    "MUTAG": (2, "TU: 188 nitro compounds, mutagenic or not (graph classification, 2 classes)"),
+    "PROTEINS": (2, "TU: 1113 protein structures, enzyme or not (graph classification, 2 classes)"),
+    "NCI1": (2, "TU: 4110 compounds screened against lung cancer (graph classification, 2 classes)"),
+    "IMDB-BINARY": (2, "TU: 1000 movie ego-networks, no node features: one-hot degree (2 classes)"),
 }
 #: Featureless TU graphs get one-hot degrees up to this value; higher degrees share the last slot.
 DEGREE_CAP = 64
@@ -153,6 +157,9 @@ def _to_graph_dataset(ds, name: str, raw_dir: Path, meta: dict, prefix: str) -> 
     else:
         labels = torch.cat([g.y.view(-1) for g in graphs]).long()
         task, out_dim = "graph_classification", len(meta["graph_label_values"])
+        values = meta["graph_label_values"]
+        notes += check_classes(name, values, torch.bincount(labels, minlength=len(values)).tolist(),
+                               KNOWN_TU.get(name, (None,))[0], "graph", f"{prefix}_graph_labels.txt", out_dim)
     num_edge = schema.num_edge_features
     return GraphDataset(name=name, task=task, graphs=graphs, num_features=schema.num_node_features,
                         num_edge_features=num_edge, out_dim=out_dim, schema=schema, root=raw_dir,
@@ -316,7 +323,7 @@ def encode_tu(tables: TUTables, schema: FeatureSchema) -> list[Data]:
 
 
 def _register() -> None:
-    for tu_name, summary in KNOWN_TU.items():
+    for tu_name, (_, summary) in KNOWN_TU.items():
         DATASETS.register(tu_name, summary)(functools.partial(load_tu, tu_name))
 
 

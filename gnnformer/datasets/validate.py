@@ -20,14 +20,25 @@ from ..errors import DataError
 
 # ----------------------------------------------------------------------------- plain text tables
 
+INT64_MIN, INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
+
+
+#: The byte-order mark some editors (Notepad, Excel's "CSV UTF-8") put at the start of a file.
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def read_text(path: Path) -> str:
+    """The file as UTF-8 text, without a leading byte-order mark; unreadable is a DataError."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror or exc}).") from exc
+    return data.removeprefix(UTF8_BOM).decode("utf-8", errors="replace")
+
 
 def read_lines(path: Path) -> list[str]:
     """The file's lines, without trailing blank lines; an empty file is a DataError."""
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise DataError(f"{path}: cannot be read ({exc.strerror or exc}).") from exc
-    lines = text.splitlines()
+    lines = read_text(path).splitlines()
     while lines and not lines[-1].strip():
         lines.pop()
     if not lines:
@@ -62,6 +73,11 @@ def parse_table(path: Path, integer: bool, ncols: int | None = None, what: str =
                     raise DataError(f"{path}:{i + 1}: {tok.strip()!r} is not {kind} "
                                     f"(line: {line.strip()[:80]!r}).") from None
         raise  # pragma: no cover - the loop above always finds it
+    if integer and any(not INT64_MIN <= v <= INT64_MAX for v in (min(flat), max(flat))):
+        i, tok = next((i, tok) for i, line in enumerate(lines) for tok in line.split(",")
+                      if not INT64_MIN <= int(tok) <= INT64_MAX)
+        raise DataError(f"{path}:{i + 1}: {what} {tok.strip()} is out of range (beyond a 64-bit "
+                        f"integer, {INT64_MIN}..{INT64_MAX}).")
     arr = np.asarray(flat, dtype=np.int64 if integer else np.float64).reshape(len(lines), width)
     if not integer:
         bad = ~np.isfinite(arr).all(axis=1)
@@ -93,6 +109,8 @@ TU_OPTIONAL = {
     "graph_attributes": (False, "graphs"),
 }
 TU_SUFFIXES = ("A", "graph_indicator", *TU_OPTIONAL)
+#: Most distinct values a node/edge label column may span (it becomes that many one-hot features).
+MAX_LABEL_SPAN = 100_000
 
 
 @dataclass
@@ -163,12 +181,29 @@ def validate_tu(paths: dict[str, Path], require_labels: bool) -> TUTables:
         want, ref = counts[unit]
         if len(table) != want:
             raise _count_mismatch(paths[suffix], len(table), want, unit, ref)
+        if suffix in ("node_labels", "edge_labels"):
+            _check_label_span(paths[suffix], table, unit[:-1])
         tables[suffix] = table
     if require_labels and "graph_labels" not in tables and "graph_attributes" not in tables:
         prefix = a_path.name[: -len("_A.txt")]
         raise DataError(f"{a_path.parent}: no graph targets: expected {prefix}_graph_labels.txt "
                         f"(classification) or {prefix}_graph_attributes.txt (regression).")
     return TUTables(paths=dict(paths), edges=edges, graph_indicator=gi, num_graphs=num_graphs, tables=tables)
+
+
+def _check_label_span(path: Path, table: np.ndarray, kind: str) -> None:
+    """Node/edge labels are category codes, one-hot encoded from their smallest to their largest value:
+    a stray huge code would make millions of feature columns, so the span is bounded."""
+    lo, hi = table.min(0), table.max(0)
+    span = hi.astype(object) - lo.astype(object) + 1  # Python ints: no int64 overflow
+    for c in range(table.shape[1]):
+        if span[c] > MAX_LABEL_SPAN:
+            mid = np.median(table[:, c])  # the stray code is the end farther from the bulk
+            far = table[:, c] == (hi[c] if hi[c] - mid >= mid - lo[c] else lo[c])
+            i = int(np.argmax(far))
+            raise DataError(f"{path}:{i + 1}: {kind} label {table[i, c]} makes the labels span {lo[c]}..{hi[c]} "
+                            f"({span[c]} values); labels are category codes, one-hot encoded one feature "
+                            f"per value, so at most {MAX_LABEL_SPAN} values apart.")
 
 
 # ----------------------------------------------------------------------------- Planetoid
@@ -219,15 +254,19 @@ def validate_planetoid(paths: dict[str, Path], prefix: str) -> dict:
     need(lo >= n_all, paths["test.index"],
          f"test node id {lo} overlaps the {n_all} labelled/unlabelled nodes of {paths['allx'].name}; "
          f"test ids must be >= {n_all}.")
-    num_nodes = max(n_all + shapes["tx"][0], hi + 1)
-    need(shapes["y"][0] + 500 <= num_nodes, paths["y"],
-         f"{shapes['y'][0]} training nodes plus 500 validation nodes exceed the {num_nodes} nodes.")
     need(isinstance(graph, dict), paths["graph"],
          f"expected a dict of adjacency lists, found {type(graph).__name__}.")
     try:
         ids = [int(k) for k in graph] + [int(v) for vs in graph.values() for v in vs]
     except (TypeError, ValueError) as exc:
         raise DataError(f"{paths['graph']}: adjacency lists must hold integer node ids ({exc}).") from exc
+    if ids and hi > max(ids):  # the graph lists every node; a test id past it is a typo, not a node
+        i = int(np.argmax(test_index))
+        raise DataError(f"{paths['test.index']}:{i + 1}: test node id {hi} is beyond the nodes of "
+                        f"{paths['graph'].name} (ids 0..{max(ids)}).")
+    num_nodes = max(n_all + shapes["tx"][0], hi + 1)
+    need(shapes["y"][0] + 500 <= num_nodes, paths["y"],
+         f"{shapes['y'][0]} training nodes plus 500 validation nodes exceed the {num_nodes} nodes.")
     if ids:
         need(min(ids) >= 0 and max(ids) < num_nodes, paths["graph"],
              f"node ids span {min(ids)}..{max(ids)} but the feature files describe {num_nodes} nodes.")
