@@ -186,3 +186,61 @@ def test_gps_reset_parameters_keeps_attention_init():
     nn.init.normal_(gps.attn.out_proj.bias)
     gps.reset_parameters()
     assert torch.equal(gps.attn.out_proj.bias, torch.zeros(C))  # MultiheadAttention's init
+
+
+# --------------------------------------------------------------------------------------------
+# GPSLayer against PyG's GPSConv
+
+
+#: Our GPSLayer's parameter names -> those of torch_geometric.nn.GPSConv (PyG wraps BatchNorm1d in
+#: a ``module`` attribute and calls the FFN ``mlp``); the local conv and the attention match as is.
+PYG_GPS_NAMES = {"norm_local.": "norm1.module.", "norm_attn.": "norm2.module.", "norm_ffn.": "norm3.module.",
+                 "ffn.": "mlp."}
+
+
+def pyg_gps_state(ours: GPSLayer) -> dict:
+    state = {}
+    for key, value in ours.state_dict().items():
+        prefix = next((p for p in PYG_GPS_NAMES if key.startswith(p)), "")
+        state[PYG_GPS_NAMES.get(prefix, "") + key[len(prefix):]] = value
+    return state
+
+
+def scrambled_batch_norms(layer: GPSLayer, gen: torch.Generator) -> None:
+    """Affine weights and running statistics far from the identity, so eval-mode BN matters."""
+    with torch.no_grad():
+        for bn in (layer.norm_local, layer.norm_attn, layer.norm_ffn):
+            bn.weight.copy_(torch.rand(C, generator=gen) + 0.5)
+            bn.bias.copy_(torch.randn(C, generator=gen))
+            bn.running_mean.copy_(torch.randn(C, generator=gen))
+            bn.running_var.copy_(torch.rand(C, generator=gen) * 2 + 0.1)
+        layer.conv.eps.fill_(0.3)  # GIN's (1 + eps) x_i term, not the default eps = 0
+
+
+@pytest.mark.parametrize("sizes", [[3, 7, 5], [6, 2]])
+def test_gps_equals_pyg_gpsconv(sizes):
+    """Same weights, GIN local branch, batch norm: GPSLayer and PyG's GPSConv give the same output,
+    in eval mode (running statistics) and in training mode without dropout (batch statistics, and
+    the same updated running statistics)."""
+    from torch_geometric.nn import GINConv, GPSConv
+
+    gen = torch.Generator().manual_seed(0)
+    ours = GPSLayer(C, H, local="gin", norm="batch", dropout=0.0, attn_dropout=0.0)
+    scrambled_batch_norms(ours, gen)
+    mlp = nn.Sequential(nn.Linear(C, C), nn.ReLU(), nn.Linear(C, C))
+    theirs = GPSConv(C, GINConv(mlp), heads=H, dropout=0.0, norm="batch_norm")
+    theirs.load_state_dict(pyg_gps_state(ours))  # strict: every parameter and buffer has its pair
+    b = make_batch(sizes)
+    x = torch.randn(b.num_nodes, C, generator=gen) * 2
+
+    ours.eval(), theirs.eval()
+    with torch.no_grad():
+        expected = theirs(x, b.edge_index, b.batch)
+        torch.testing.assert_close(ours(x, b.edge_index, b.batch), expected, atol=1e-5, rtol=1e-5)
+    assert expected.std() > 0.5  # a real output, not a collapsed one
+
+    ours.train(), theirs.train()
+    torch.testing.assert_close(ours(x, b.edge_index, b.batch), theirs(x, b.edge_index, b.batch),
+                               atol=1e-5, rtol=1e-5)
+    for key, value in pyg_gps_state(ours).items():
+        torch.testing.assert_close(value, theirs.state_dict()[key], atol=1e-6, rtol=1e-6, msg=key)
