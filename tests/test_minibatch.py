@@ -1,15 +1,16 @@
 """Mini-batch training of one large graph over random node partitions; chunked full-graph inference."""
 import pytest
 import torch
+from run_helpers import correct_on, load_run
 from torch_geometric.data import Data
 
+from gnnformer import cli
+from gnnformer.datasets import load_dataset
 from gnnformer.datasets.synthetic import large_sbm
-from gnnformer.errors import ConfigError
 from gnnformer.models import create_model
 from gnnformer.tasks import get_task
 from gnnformer.training.minibatch import (NodePartitionLoader, batch_bounds, full_graph_outputs, partition_edges,
                                           train_partition_epoch)
-from gnnformer.training.trainer import config_from_mapping, run_experiment
 
 
 def random_graph(n=200, m=1500, seed=0, edge_dim=3):
@@ -135,15 +136,24 @@ def test_minibatch_training_reduces_loss_on_sbm():
     assert after < 0.7 * before
 
 
-def test_trainer_node_batch_size(tmp_path):
-    cfg = config_from_mapping({"model": "difformer-s", "dataset": "SBM-large", "dataset_args": {"num_nodes": 2000},
-                               "epochs": 3, "node_batch_size": 500,
-                               "model_args": {"hidden": 16, "layers": 2}})
-    m = run_experiment(cfg, tmp_path, progress=False)
-    assert "mini-batches of 500 random nodes" in m["protocol"] and m["protocol"].startswith("random 80/10/10")
-    assert 0.0 <= m["test_accuracy"]["mean"] <= 1.0
-    with pytest.raises(ConfigError, match="node_batch_size"):
-        config_from_mapping({"node_batch_size": -1})
-    with pytest.raises(ConfigError, match="one large graph"):
-        run_experiment(config_from_mapping({"model": "gin", "dataset": "MUTAG", "epochs": 1, "node_batch_size": 8}),
-                       tmp_path / "mutag", progress=False)
+def test_trainer_node_batch_size(tmp_path, capsys):
+    out = tmp_path / "sbm"
+    code = cli.main(["train", "--model", "difformer-s", "--dataset", "SBM-large", "--epochs", "3", "--quiet",
+                     "--out", str(out), "dataset.num_nodes=2000", "node_batch_size=500", "model.hidden=16",
+                     "model.layers=2"])
+    assert code == 0, capsys.readouterr().err
+    metrics, ckpt, model = load_run(out)
+    assert "mini-batches of 500 random nodes" in metrics["protocol"]
+    assert metrics["protocol"].startswith("random 80/10/10")
+    # Training and evaluation went by chunks of 500 nodes; one whole-graph forward of the saved model
+    # must classify exactly as many test nodes right as the reported accuracy says.
+    (g,) = load_dataset("SBM-large", options={"num_nodes": 2000}).graphs
+    test = ckpt["split"]["test"]
+    assert len(test) == 200
+    assert correct_on(model, g, test) == round(metrics["test_accuracy"]["mean"] * len(test))
+
+    code = cli.main(["train", "--epochs", "1", "--quiet", "--out", str(tmp_path / "bad"), "node_batch_size=-1"])
+    assert code == 2 and "node_batch_size" in capsys.readouterr().err
+    code = cli.main(["train", "--model", "gin", "--dataset", "MUTAG", "--epochs", "1", "--quiet",
+                     "--out", str(tmp_path / "mutag"), "node_batch_size=8"])
+    assert code == 2 and "one large graph" in capsys.readouterr().err
