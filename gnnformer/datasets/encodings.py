@@ -22,7 +22,9 @@ from ..nn.encodings import compute_lap_pe, compute_rwse, compute_spd
 from ..paths import cache_dir, unwritable_cache
 from ..progress import iterate
 
-_CACHE_VERSION = 1
+#: Stored in every cache file; a file of another version is recomputed. Bumped for an encoding
+#: whose values change (LapPE 2: isolated nodes get zero rows).
+_CACHE_VERSIONS = {"lap_pe": 2, "rwse": 1, "spd": 1}
 
 
 def graphs_key(graphs: Iterable[Data], weights: bool = False) -> str:
@@ -46,11 +48,11 @@ def graphs_key(graphs: Iterable[Data], weights: bool = False) -> str:
     return h.hexdigest()
 
 
-def _load(path: Path, expected_sizes: list[int], dtype: torch.dtype) -> list[Tensor] | None:
+def _load(path: Path, version: int, expected_sizes: list[int], dtype: torch.dtype) -> list[Tensor] | None:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
         sizes = blob["sizes"].tolist()
-        if blob.get("version") != _CACHE_VERSION or sizes != expected_sizes:
+        if blob.get("version") != version or sizes != expected_sizes:
             return None
         # One conversion of the whole block, then views: not one small copy per graph.
         return list(torch.split(blob["values"].to(dtype), sizes, dim=0))
@@ -58,10 +60,10 @@ def _load(path: Path, expected_sizes: list[int], dtype: torch.dtype) -> list[Ten
         return None
 
 
-def _save(path: Path, values: list[Tensor], store_dtype: torch.dtype | None) -> None:
+def _save(path: Path, version: int, values: list[Tensor], store_dtype: torch.dtype | None) -> None:
     cat = torch.cat(values, dim=0)
     blob = {
-        "version": _CACHE_VERSION,
+        "version": version,
         "sizes": torch.tensor([v.size(0) for v in values], dtype=torch.long),
         "values": cat.to(store_dtype) if store_dtype is not None else cat,
     }
@@ -78,6 +80,7 @@ def _save(path: Path, values: list[Tensor], store_dtype: torch.dtype | None) -> 
 
 def _encode(
     graphs: list[Data],
+    kind: str,
     name: str,
     key: str,
     compute: Callable[[Data], Tensor] | None,
@@ -89,11 +92,12 @@ def _encode(
     store_dtype: torch.dtype | None = None,
     compute_all: Callable[[list[Data]], list[Tensor]] | None = None,
 ) -> list[Tensor]:
-    """Load ``name`` from the cache, or compute it: per graph with ``compute``, or for all graphs
-    in one call with ``compute_all`` (no progress: it is fast)."""
+    """Load ``name`` (an encoding of ``kind``: its cache version) from the cache, or compute it:
+    per graph with ``compute``, or for all graphs in one call with ``compute_all`` (no progress:
+    it is fast)."""
     path = cache_dir() / "encodings" / f"{name}-{key}.pt" if cache else None
     if path is not None and path.exists():
-        values = _load(path, expected_sizes, dtype)
+        values = _load(path, _CACHE_VERSIONS[kind], expected_sizes, dtype)
         if values is not None:
             return values
     if compute_all is not None:
@@ -101,7 +105,7 @@ def _encode(
     else:
         values = [compute(g) for g in iterate(graphs, f"Computing {name}", enabled=progress)]
     if path is not None and values:
-        _save(path, values, store_dtype)
+        _save(path, _CACHE_VERSIONS[kind], values, store_dtype)
     return values
 
 
@@ -132,26 +136,27 @@ def precompute_encodings(
         return out
     num_nodes = [int(g.num_nodes) for g in graphs]
     opts = dict(cache=cache, progress=progress)
+    # LapPE and RWSE read edge weights, SPD does not: two keys (none without a cache).
+    weighted_key = graphs_key(graphs, weights=True) if cache and (lap_pe or rwse) else ""
 
     if lap_pe:
-        key = graphs_key(graphs, weights=True)
         values = _encode(
-            graphs, f"lap_pe{lap_pe}", key, lambda g: compute_lap_pe(g, lap_pe), num_nodes,
-            dtype=torch.float, **opts,
+            graphs, "lap_pe", f"lap_pe{lap_pe}", weighted_key, lambda g: compute_lap_pe(g, lap_pe),
+            num_nodes, dtype=torch.float, **opts,
         )
         for data, v in zip(out, values):
             data.lap_pe = v
     if rwse:
-        key = graphs_key(graphs, weights=True)
         values = _encode(
-            graphs, f"rwse{rwse}", key, lambda g: compute_rwse(g, rwse), num_nodes, dtype=torch.float, **opts
+            graphs, "rwse", f"rwse{rwse}", weighted_key, lambda g: compute_rwse(g, rwse), num_nodes,
+            dtype=torch.float, **opts,
         )
         for data, v in zip(out, values):
             data.rwse = v
     if spd:
-        key = graphs_key(graphs)
+        key = graphs_key(graphs) if cache else ""
         values = _encode(
-            graphs, "spd", key, None, [n * n for n in num_nodes],
+            graphs, "spd", "spd", key, None, [n * n for n in num_nodes],
             dtype=torch.long, store_dtype=torch.int32, compute_all=lambda gs: compute_spd(gs), **opts,
         )
         for data, v in zip(out, values):

@@ -58,7 +58,15 @@ def _make(stage: Path, name: str):
     from torch_geometric.datasets import TUDataset
 
     # Keep attributes and labels; `_to_graph_dataset` picks which columns become features.
-    return TUDataset(str(stage), name, use_node_attr=True, use_edge_attr=True)
+    ds = TUDataset(str(stage), name, use_node_attr=True, use_edge_attr=True)
+    # PyG counts edges per graph only up to the last graph that has one: give the graphs without
+    # edges at the end their empty edge slices, else they are dropped (and the dataset is short).
+    count = max(len(bounds) for bounds in ds.slices.values())
+    for key in ("edge_index", "edge_attr"):
+        bounds = ds.slices.get(key)
+        if bounds is not None and len(bounds) < count:
+            ds.slices[key] = torch.cat([bounds, bounds[-1:].expand(count - len(bounds))])
+    return ds
 
 
 def load_tu(name: str, root: Path, origin: str) -> GraphDataset:

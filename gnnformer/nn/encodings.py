@@ -39,7 +39,7 @@ _SPD_CHUNK_ENTRIES = 1 << 22  # graphs per batched product: at most this many ad
 
 
 # --------------------------------------------------------------------------------------------
-# Computation, one graph at a time (module-level so tests can count calls).
+# Computation, one graph at a time (public: the data layer caches what these return).
 
 
 def _structure(data: Data, weights: bool = False) -> Data:
@@ -51,17 +51,25 @@ def _structure(data: Data, weights: bool = False) -> Data:
 
 
 def compute_lap_pe(data: Data, k: int) -> Tensor:
+    """``[N, k]`` float: the values :class:`LapPE` adds as ``data.lap_pe``."""
     num_nodes = int(data.num_nodes)
     pe = torch.zeros(num_nodes, k)
+    graph = _structure(data, weights=True)
+    # An isolated node is a component of one node: a zero row, as for a one-node graph. Left in,
+    # its row and column of PyG's Laplacian are those of the identity, so it would add an
+    # eigenvector e_i (eigenvalue 1) that takes a column in an order fixed by node numbering.
+    active = _linked_nodes(graph)
+    if not bool(active.all()):
+        graph = graph.subgraph(active)
+    size = int(graph.num_nodes)
     # A graph on N nodes has only N - 1 non-trivial eigenvectors; PyG's transform needs k < N.
-    k_eff = min(k, num_nodes - 1)
+    k_eff = min(k, size - 1)
     if k_eff <= 0:
         return pe
-    graph = _structure(data, weights=True)
-    undirected = is_undirected(graph.edge_index, graph.edge_weight, num_nodes=num_nodes)
+    undirected = is_undirected(graph.edge_index, graph.edge_weight, num_nodes=size)
     transform = AddLaplacianEigenvectorPE(k_eff, attr_name="lap_pe", is_undirected=undirected)
-    if k_eff + 1 >= num_nodes:
-        transform.SPARSE_THRESHOLD = num_nodes + 1  # ARPACK needs k + 1 < N: use the dense solver
+    if k_eff + 1 >= size:
+        transform.SPARSE_THRESHOLD = size + 1  # ARPACK needs k + 1 < N: use the dense solver
     # PyG flips signs at random from the global RNG; fork it so that computing (rather than
     # loading from cache) does not shift the seeded stream that model init and training use.
     with torch.random.fork_rng(devices=[]):
@@ -71,11 +79,24 @@ def compute_lap_pe(data: Data, k: int) -> Tensor:
     idx = vecs.abs().argmax(dim=0)
     sign = torch.sign(vecs[idx, torch.arange(vecs.size(1))])
     sign[sign == 0] = 1
-    pe[:, :k_eff] = (vecs * sign).float()
+    pe[active, :k_eff] = (vecs * sign).float()
     return pe
 
 
+def _linked_nodes(graph: Data) -> Tensor:
+    """``[N]`` bool: nodes with an edge (not a self loop, weight not 0) to another node -- the
+    nodes with a non-zero degree in PyG's normalised Laplacian."""
+    row, col = graph.edge_index
+    keep = row != col
+    if graph.edge_weight is not None:
+        keep &= graph.edge_weight != 0
+    active = torch.zeros(int(graph.num_nodes), dtype=torch.bool)
+    active[row[keep]] = True
+    return active
+
+
 def compute_rwse(data: Data, steps: int) -> Tensor:
+    """``[N, steps]`` float: the values :class:`RWSE` adds as ``data.rwse``."""
     num_nodes = int(data.num_nodes)
     if num_nodes == 0:
         return torch.zeros(0, steps)
@@ -217,7 +238,9 @@ class LapPE(BaseTransform):
     followed by zero columns (PyG cannot do ``k >= N``); the sign of each eigenvector is made
     canonical (largest-magnitude entry positive) instead of random, so results are reproducible and
     cacheable -- :class:`LapPEEncoder` applies the random sign flips during training. For a
-    disconnected graph only the first zero eigenvalue is dropped.
+    disconnected graph only the first zero eigenvalue is dropped. Isolated nodes (no edge to
+    another node) get zero rows and the eigenvectors are those of the graph without them, so a
+    graph without edges, like a one-node graph, is all zeros.
     """
 
     def __init__(self, k: int) -> None:
@@ -237,7 +260,8 @@ class RWSE(BaseTransform):
     r"""Adds ``data.rwse`` ``[N, steps]`` float: :math:`\mathrm{rwse}_{i,t} = (P^t)_{ii}`,
     :math:`t = 1..\text{steps}`, with :math:`P = D^{-1} A` the random-walk matrix -- the
     probability that a walk from :math:`i` is back at :math:`i` after :math:`t` steps (PyG's
-    :class:`~torch_geometric.transforms.AddRandomWalkPE`)."""
+    :class:`~torch_geometric.transforms.AddRandomWalkPE`). An isolated node has a zero row of
+    :math:`P` (no step to take), so its encoding is all zeros."""
 
     def __init__(self, steps: int) -> None:
         if steps < 1:
