@@ -78,7 +78,7 @@ def child_ours(name: str, args) -> dict:
 
     from gnnformer.models import create_model
     from gnnformer.registry import MODELS as REGISTRY
-    from gnnformer.training import trainer as T
+    import gnnformer.training as T
 
     name, _, variant = name.partition(":")
     if name not in REGISTRY:
@@ -214,7 +214,7 @@ def run_child(what: str, args) -> dict:
 def warm_caches(args) -> None:
     """Compute every encoding once, so that the timed children only load them from the cache."""
     from gnnformer.registry import MODELS as REGISTRY
-    from gnnformer.training import trainer as T
+    import gnnformer.training as T
 
     for name in ("gps", "gradformer"):
         if name in REGISTRY:

@@ -17,7 +17,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gnnformer.training import trainer as T  # noqa: E402
+import gnnformer.training as T  # noqa: E402
+from gnnformer.tasks.metrics import summarise  # noqa: E402
 
 CONFIGS = ROOT / "configs" / "difformer"
 RESULTS = ROOT / "benchmarks" / "results" / "difformer"
@@ -29,7 +30,7 @@ def _code_digest() -> str:
 
     h = hashlib.sha256()
     for rel in ("gnnformer/models/difformer.py", "gnnformer/nn/difformer.py", "gnnformer/models/baselines.py",
-                "gnnformer/training/trainer.py"):
+                "gnnformer/training/loop.py"):
         path = ROOT / rel
         h.update(path.read_bytes() if path.exists() else b"")
     return h.hexdigest()[:12]
@@ -72,7 +73,7 @@ def run_config(path: Path, overrides: Optional[Dict[str, Any]] = None, max_runs:
         if seed in done:
             continue
         _, hist, res = T.train_one(cfg, prep, split, seed)
-        row = {"seed": seed, "epochs_run": len(hist), **T._nan_to_none(res)}
+        row = {"seed": seed, "epochs_run": len(hist), **T.nan_to_none(res)}
         per_run.append(row)
         if partial is not None:
             partial.parent.mkdir(parents=True, exist_ok=True)
@@ -83,9 +84,9 @@ def run_config(path: Path, overrides: Optional[Dict[str, Any]] = None, max_runs:
     per_run.sort(key=lambda row: row["seed"])
     return {
         "config": str(path.relative_to(ROOT)), "model": cfg.model, "dataset": prep.dataset.name,
-        "overrides": overrides or {}, "settings": cfg.to_dict(), "protocol": T._protocol(cfg, prep),
+        "overrides": overrides or {}, "settings": cfg.to_dict(), "protocol": T.describe_protocol(cfg, prep),
         "notes": list(prep.dataset.notes), "runs_done": len(per_run), "runs_in_protocol": total,
-        "summary": T._nan_to_none(T.summarise(per_run)), "per_run": T._nan_to_none(per_run),
+        "summary": T.nan_to_none(summarise(per_run)), "per_run": T.nan_to_none(per_run),
         "seconds": round(time.perf_counter() - t0, 1), "date": dt.date.today().isoformat(), "machine": machine(),
         "code": CODE,
         "command": "python " + " ".join([str(Path(sys.argv[0]).relative_to(ROOT)) if Path(sys.argv[0]).is_absolute()

@@ -30,7 +30,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_layers import findings_lines, write_section  # noqa: E402
-from gnnformer.training import trainer as T  # noqa: E402
+import gnnformer.training as T  # noqa: E402
+from gnnformer.tasks.metrics import summarise  # noqa: E402
 
 CONFIGS = ROOT / "configs" / "gradformer"
 RESULTS = ROOT / "benchmarks" / "results" / "gradformer"
@@ -105,10 +106,10 @@ def run_config(path: Path, data_root: str | None, epochs: int | None, max_runs: 
         print(f"  {path.stem} run {i + 1}/{len(splits)}: test {res['test']}", flush=True)
     return {
         "config": str(path.relative_to(ROOT)), "model": cfg.model, "dataset": prep.dataset.name,
-        "protocol": T._protocol(cfg, prep), "epochs": cfg.epochs, "runs_done": len(per_run), "runs_in_protocol": total,
+        "protocol": T.describe_protocol(cfg, prep), "epochs": cfg.epochs, "runs_done": len(per_run), "runs_in_protocol": total,
         "train_fraction": values.get("train_fraction", 1.0), "layers": cfg.model_args.get("layers"),
         "bucket": cfg.bucket,
-        "summary": T._nan_to_none(T.summarise(per_run)), "per_run": T._nan_to_none(per_run),
+        "summary": T.nan_to_none(summarise(per_run)), "per_run": T.nan_to_none(per_run),
         "prepare_s": prep_s, "train_s": time.perf_counter() - t_train, "date": dt.date.today().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
     }

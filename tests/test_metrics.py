@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from gnnformer.tasks import get_task
-from gnnformer.training.metrics import accuracy, mae, multitask_roc_auc, roc_auc
+from gnnformer.tasks.metrics import accuracy, mae, multitask_roc_auc, roc_auc
 
 
 def test_roc_auc_hand_computed():
@@ -56,3 +56,34 @@ def test_task_selection_direction():
     assert get_task("graph_classification").better(0.8, 0.7)
     assert get_task("graph_regression").better(0.3, 0.4)
     assert not get_task("graph_regression").better(0.5, 0.4)
+
+
+def _pairwise_auc(scores, y):
+    """The AUC by its definition: the share of (positive, negative) pairs ranked right, ties 1/2."""
+    pos = [s for s, t in zip(scores, y) if t == 1]
+    neg = [s for s, t in zip(scores, y) if t == 0]
+    wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in pos for n in neg)
+    return wins / (len(pos) * len(neg))
+
+
+def test_roc_auc_cross_checked_against_the_pairwise_definition():
+    gen = torch.Generator().manual_seed(7)
+    for _ in range(25):
+        n = int(torch.randint(4, 40, (1,), generator=gen))
+        scores = torch.randint(0, 6, (n,), generator=gen).float() / 5  # coarse: many ties
+        y = torch.randint(0, 2, (n,), generator=gen).float()
+        y[0], y[1] = 0.0, 1.0
+        assert roc_auc(scores, y) == pytest.approx(_pairwise_auc(scores.tolist(), y.tolist()))
+
+
+def test_mse_mae_and_summaries_by_hand():
+    from gnnformer.tasks.metrics import mean_std, mse, summarise
+
+    assert mse(torch.tensor([1.0, 2.0, 4.0]), torch.tensor([1.5, 2.0, 3.0])) == pytest.approx((0.25 + 0 + 1) / 3)
+    assert math.isnan(mse(torch.tensor([]), torch.tensor([])))
+    rec = mean_std([0.5, float("nan"), 1.0])
+    assert rec == {"mean": 0.75, "std": 0.25, "values": [0.5, None, 1.0]}
+    assert mean_std([float("nan")]) == {"mean": None, "std": None, "values": [None]}
+    runs = [{"test": {"accuracy": 0.5}}, {"test": {"accuracy": 0.7}}]
+    out = summarise(runs, splits=("test",))
+    assert out["test_accuracy"]["mean"] == pytest.approx(0.6) and out["test_accuracy"]["std"] == pytest.approx(0.1)

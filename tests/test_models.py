@@ -60,7 +60,7 @@ def test_node_level_model():
 
 
 def test_bad_options_are_user_errors():
-    with pytest.raises(ConfigError, match="no option.*colour.*options are"):
+    with pytest.raises(ConfigError, match="Unknown option.*colour.*Known options"):
         gnnformer.create_model("gin", in_channels=3, out_channels=2, colour="red")
     with pytest.raises(ConfigError, match="Unknown model 'nope'.*gps"):
         gnnformer.create_model("nope", in_channels=3, out_channels=2)

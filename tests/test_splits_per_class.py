@@ -5,7 +5,7 @@ import torch
 
 from gnnformer.datasets import load_dataset, per_class_split
 from gnnformer.errors import ConfigError, DataError
-from gnnformer.training import trainer as T
+import gnnformer.training as T
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +59,6 @@ def test_trainer_draws_one_per_class_split_per_seed():
     (s0, a), (s1, b) = T.make_splits(cfg, prep)
     assert (s0, s1) == (7, 8) and a.sizes() == b.sizes() == (140, 500, 1000)
     assert not torch.equal(a.train, b.train)
-    assert "20 training nodes per class" in T._protocol(cfg, prep)
+    assert "20 training nodes per class" in T.describe_protocol(cfg, prep)
     public = T.config_from_mapping({"model": "difformer-s", "dataset": "Cora"})
     assert T.make_splits(public, prep)[0][1].sizes() == (140, 500, 1000)  # Planetoid's own split

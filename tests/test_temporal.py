@@ -16,7 +16,7 @@ from gnnformer.datasets.temporal import build_series, chronological_split, train
 from gnnformer.errors import ConfigError, DataError
 from gnnformer.paths import EMBEDDED_ROOT
 from gnnformer.tasks import get_task
-from gnnformer.training import metrics as M
+from gnnformer.tasks import metrics as M
 
 REPO = Path(__file__).resolve().parents[1]
 

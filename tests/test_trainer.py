@@ -5,8 +5,11 @@ import pytest
 import torch
 
 from gnnformer.errors import ConfigError
-from gnnformer.training import trainer as T
-from gnnformer.training.trainer import apply_overrides, config_from_mapping, run_experiment
+import gnnformer.training as T
+from gnnformer.datasets import train_subset
+from gnnformer.config import apply_overrides
+from gnnformer.models import create_model
+from gnnformer.training import config_from_mapping, run_experiment
 
 
 def test_overrides_and_config_validation():
@@ -195,9 +198,9 @@ def test_train_fraction_is_a_seeded_stratified_subset(tmp_path):
     assert not torch.equal(low[0][1].train, low[1][1].train)  # another seed, another subset
     # Without class labels (regression, multi-task): a plain seeded random subset.
     idx = torch.arange(100, 300)
-    sub = T.train_subset(idx, 0.05, seed=3)
-    assert sub.numel() == 10 and torch.equal(sub, T.train_subset(idx, 0.05, seed=3))
-    assert torch.equal(T.train_subset(idx, 1.0, seed=3), idx)
+    sub = train_subset(idx, 0.05, seed=3)
+    assert sub.numel() == 10 and torch.equal(sub, train_subset(idx, 0.05, seed=3))
+    assert torch.equal(train_subset(idx, 1.0, seed=3), idx)
 
     m = run_experiment(config_from_mapping({"model": "gin", "dataset": "MUTAG", "epochs": 1, "train_fraction": 0.1}),
                        tmp_path, progress=False)
@@ -248,7 +251,7 @@ def test_node_classification_over_many_graphs(tmp_path):
 
     # Outputs: one row per node of the given graphs, in the given order, whatever the batching.
     prep = T.prepare(cfg, ds)
-    model = T.create_model(cfg.model, **prep.model_cfg)
+    model = create_model(cfg.model, **prep.model_cfg)
     model.load_state_dict(ckpt["state_dict"])
     idx = torch.tensor([7, 2, 30, 11, 5, 19, 0])
     out, y = T.Evaluator(prep, 3, torch.device("cpu"), bucket=True).outputs(model, idx)

@@ -139,3 +139,102 @@ def per_class_split(labels: Tensor, per_class: int, seed: int, num_val: int = 50
                         f"num_val={num_val} and num_test={num_test} need {need}.")
     end = rest.numel() if num_test is None else num_val + num_test
     return Split(train=_sorted(train), val=_sorted(rest[:num_val]), test=_sorted(rest[num_val:end]))
+
+
+# ----------------------------------------------------------------------------- split policy
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """How an experiment splits its data, every run alike (see :func:`plan_splits`)."""
+
+    split: str = "auto"  # auto | random (80/10/10) | public (the dataset's own split) | per_class
+    folds: int = 0  # k > 1: stratified k-fold cross-validation (classification of graphs)
+    runs: int = 1  # without folds: independent runs with seeds seed, seed+1, ...
+    seed: int = 0
+    per_class: int = 20  # split=per_class: training nodes per class
+    num_val: int = 500
+    num_test: int | None = 1000  # None: all the rest
+    train_fraction: float = 1.0  # train on a seeded, class-stratified subset of each training split
+
+
+def plan_splits(plan: SplitPlan, dataset, graphs: list, single_graph: bool) -> list[tuple[int, Split]]:
+    """(seed, split) for every run: k folds, or ``plan.runs`` seeded splits.
+
+    One graph (node task): Planetoid masks (``public``, the default when the graph has them),
+    ``per_class`` label budgets, or random node splits. Many graphs: the dataset's own split
+    (``fixed_split``) where it has one, stratified folds, or random 80/10/10 splits over graphs.
+    With ``train_fraction < 1`` each run trains on a subset of its training split (see
+    :func:`train_subset`); validation and test stay as they are.
+    """
+    splits = _full_splits(plan, dataset, graphs, single_graph)
+    if plan.train_fraction < 1.0:
+        splits = [(seed, Split(train_subset(s.train, plan.train_fraction, seed,
+                                            _class_labels(dataset, graphs, single_graph, s.train)), s.val, s.test))
+                  for seed, s in splits]
+    return splits
+
+
+def _full_splits(plan: SplitPlan, ds, graphs: list, single_graph: bool) -> list[tuple[int, Split]]:
+    seeds = [plan.seed + r for r in range(plan.runs)]
+    if single_graph:
+        data = graphs[0]
+        if plan.folds:
+            raise ConfigError("folds (cross-validation) is for graph datasets; node tasks use split=public or random.")
+        if plan.split == "per_class":
+            if ds.task != "node_classification":
+                raise ConfigError(f"split=per_class needs class labels; {ds.name} is {ds.task}.")
+            return [(s, per_class_split(data.y, plan.per_class, s, plan.num_val, plan.num_test)) for s in seeds]
+        if plan.split == "public" and not hasattr(data, "train_mask"):
+            raise ConfigError(f"{ds.name} has no public split; use split=random.")
+        use_public = plan.split in ("auto", "public") and hasattr(data, "train_mask")
+        return [(s, planetoid_public_split(data) if use_public else random_split(data.num_nodes, s)) for s in seeds]
+    public = ds.fixed_split  # e.g. CLUSTER's 10000/1000/1000 over graphs
+    if plan.split == "per_class":
+        raise ConfigError("split=per_class is for node classification on one graph (e.g. Cora, digits).")
+    if plan.split == "public" and public is None:
+        raise ConfigError(f"{ds.name} has no public split; use split=random or folds=K.")
+    if plan.folds:
+        if ds.task != "graph_classification":
+            raise ConfigError("Stratified folds need class labels; use runs=N for regression, multi-task or node data.")
+        return [(plan.seed + i, s) for i, s in enumerate(stratified_kfold(ds.labels, plan.folds, plan.seed))]
+    if public is not None and plan.split in ("auto", "public"):
+        return [(s, public) for s in seeds]
+    return [(s, random_split(len(graphs), s)) for s in seeds]
+
+
+def _class_labels(ds, graphs: list, single_graph: bool, idx: Tensor) -> Tensor | None:
+    """Class label of every item in ``idx`` (graphs, or nodes of a single graph); ``None`` when
+    the task has no single class per item (regression, multi-task, nodes spread over many graphs)."""
+    if single_graph:
+        return graphs[0].y.view(-1)[idx]
+    if ds.task != "graph_classification":
+        return None
+    labels = ds.labels
+    if labels.numel() != len(graphs):
+        labels = torch.cat([g.y.view(-1)[:1] for g in graphs])
+    return labels.view(-1)[idx]
+
+
+def train_subset(train: Tensor, fraction: float, seed: int, labels: Tensor | None = None) -> Tensor:
+    """A seeded subset of about ``fraction`` of ``train`` (sorted), for low-resource training.
+
+    With ``labels`` (one class per item of ``train``) the subset is stratified: each class keeps
+    ``round(fraction * count)`` of its items, at least one. Without, ``round(fraction * len)``
+    items (at least one) are drawn at random. Same ``seed``, same subset.
+    """
+    train = train.to(torch.long)
+    if fraction >= 1.0 or train.numel() == 0:
+        return train
+    gen = torch.Generator().manual_seed(int(seed))
+
+    def take(members: Tensor) -> Tensor:
+        k = max(1, int(fraction * members.numel() + 0.5))
+        return members[torch.randperm(members.numel(), generator=gen)[:k]]
+
+    if labels is None:
+        chosen = take(train)
+    else:
+        labels = labels.view(-1)
+        chosen = torch.cat([take(train[labels == c]) for c in torch.unique(labels)])
+    return chosen.sort().values

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import coerce_fields
+from ..config import build_config
 from ..errors import ConfigError
 from ..registry import Registry
 from .featurize import (ATOM_EMBEDDINGS, BOND_EMBEDDINGS, NUM_BOND_DIRECTIONS, NUM_CHIRALITY, SELF_LOOP,
@@ -281,14 +281,7 @@ class FewShotGIN(FewShotModel):
 
 
 def fewshot_model_config(**cfg: Any) -> FewShotModelConfig:
-    fields = {f.name for f in dataclasses.fields(FewShotModelConfig)}
-    unknown = sorted(set(cfg) - fields)
-    if unknown:
-        raise ConfigError(f"Few-shot models have no option(s) {', '.join(unknown)}. "
-                          f"Their options are: {', '.join(sorted(fields))}.")
-    config = FewShotModelConfig(**coerce_fields(FewShotModelConfig, cfg, "few-shot model"))
-    config.validate()
-    return config
+    return build_config(FewShotModelConfig, cfg, "few-shot models", noun="option")
 
 
 def create_fewshot_model(name: str, **cfg: Any) -> FewShotModel:

@@ -34,7 +34,7 @@ import torch
 import yaml
 
 from .. import __version__
-from ..config import coerce_fields
+from ..config import build_config
 from ..errors import ConfigError
 from ..training.checkpoint import save_checkpoint
 from .baseline import multitask_train
@@ -141,19 +141,13 @@ QUICK = {"episodes": 10, "tasks_per_episode": 3, "baseline_steps": 20, "draws": 
 
 
 def fewshot_config(values: Dict[str, Any]) -> FewShotConfig:
-    known = {f.name for f in dataclasses.fields(FewShotConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"Unknown few-shot setting(s) {', '.join(unknown)}. Known settings: {', '.join(sorted(known))}.")
     values = dict(values)
     for key in ("methods", "pretrain", "pretrain_corpus"):  # "a,b" on the command line
         if isinstance(values.get(key), str):
             values[key] = [v.strip() for v in values[key].split(",") if v.strip()]
-    typed = {k: v for k, v in values.items() if k not in ("methods", "pretrain", "pretrain_corpus", "model_args")}
-    cfg = FewShotConfig(**{**values, **coerce_fields(FewShotConfig, typed, "few-shot")})
-    cfg.dataset = cfg.dataset.lower()
-    cfg.validate()
-    return cfg
+    if isinstance(values.get("dataset"), str):
+        values["dataset"] = values["dataset"].lower()
+    return build_config(FewShotConfig, values, "few-shot")
 
 
 def reductions(cfg: FewShotConfig) -> List[str]:

@@ -13,7 +13,8 @@ from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_poo
 
 from ..errors import ConfigError
 
-POOLS = {"mean": global_mean_pool, "sum": global_add_pool, "max": global_max_pool}
+#: Readouts by name; 'add' is PyG's (and the Gradformer authors') name for 'sum'.
+POOLS = {"mean": global_mean_pool, "sum": global_add_pool, "add": global_add_pool, "max": global_max_pool}
 #: Input feature preprocessing a model may apply (``feature_norm``): 'row' divides each node's
 #: features by their sum (PyG's NormalizeFeatures; the usual preprocessing of bag-of-words features).
 FEATURE_NORMS = ("none", "row")

@@ -8,6 +8,7 @@ and every layer passes its edge state to the next (as GraphGPS does).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar, Tuple
 
 from torch import Tensor, nn
 
@@ -27,14 +28,12 @@ class GPSConfig(TransformerConfig):
     rwse: int = 16
     drop_path: float = 0.0  # stochastic depth on the attention branch, per graph (0 = off)
 
+    ATTENTION_GRAPHS: ClassVar[Tuple[str, ...]] = ("complete", "edges", "none")
+
     def validate(self) -> None:
         if self.attention_graph == "none" and self.local == "none":
             raise ConfigError("GPS needs a local branch, an attention branch, or both.")
-        graph, self.attention_graph = self.attention_graph, "complete"  # parent check knows no 'none'
-        try:
-            super().validate()
-        finally:
-            self.attention_graph = graph
+        super().validate()
         if self.local == "gine" and not self.edge_dim:
             raise ConfigError("local='gine' needs edge features, and this dataset has none (edge_dim=0).")
         if not 0.0 <= float(self.drop_path) < 1.0:

@@ -43,8 +43,6 @@ class GradformerConfig(GPSConfig):
     slope: float = 0.0  # LeakyReLU negative slope: how much pairs within h_k hops are boosted
 
     def validate(self) -> None:
-        if self.pool == "add":
-            self.pool = "sum"  # the authors' (and PyG's) name for sum pooling
         if self.local not in GRADFORMER_LOCALS:
             raise ConfigError(
                 f"Gradformer's local branch must be one of {', '.join(GRADFORMER_LOCALS)}, got {self.local!r}."

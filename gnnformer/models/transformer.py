@@ -8,6 +8,7 @@ Vaswani et al., 'Attention Is All You Need', NeurIPS 2017.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -29,10 +30,14 @@ class TransformerConfig(ModelConfig):
     rwse: int = 0  # random-walk steps for the structural encoding (0 = none)
     pe_dim: int = 8  # width each encoding takes out of `hidden`
 
+    #: The graphs attention may run over; subclasses widen or narrow the choice.
+    ATTENTION_GRAPHS: ClassVar[Tuple[str, ...]] = ("complete", "edges")
+
     def validate(self) -> None:
         super().validate()
-        if self.attention_graph not in ("complete", "edges"):
-            raise ConfigError(f"attention_graph must be 'complete' or 'edges', got {self.attention_graph!r}.")
+        if self.attention_graph not in self.ATTENTION_GRAPHS:
+            choices = " or ".join(repr(g) for g in self.ATTENTION_GRAPHS)
+            raise ConfigError(f"attention_graph must be {choices}, got {self.attention_graph!r}.")
         if self.hidden % self.heads:
             raise ConfigError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads}).")
         if (self.lap_pe or self.rwse) and self.pe_dim * (bool(self.lap_pe) + bool(self.rwse)) >= self.hidden:

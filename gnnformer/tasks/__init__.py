@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ConfigError
-from ..training import metrics as M
+from . import metrics as M
 
 
 @dataclass(frozen=True)

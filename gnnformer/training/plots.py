@@ -1,17 +1,21 @@
-"""Training curves as a PNG: loss per epoch and the validation metric, one line per run."""
+"""Training curves as a PNG: loss per epoch and the validation metric, one line per run.
+
+matplotlib is imported only when a plot is drawn, and drawn on its own Agg canvas: pyplot's
+global backend (a user's notebook, a GUI session) is never touched.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Dict, List
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
-
 
 def plot_curves(histories: List[List[Dict[str, float]]], monitor: str, path: str | Path, title: str = "") -> Path:
-    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4))
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 4))
+    FigureCanvasAgg(fig)
+    ax_loss, ax_metric = fig.subplots(1, 2)
     for run, hist in enumerate(histories):
         epochs = [h["epoch"] for h in hist]
         colour = f"C{run % 10}"
@@ -28,5 +32,4 @@ def plot_curves(histories: List[List[Dict[str, float]]], monitor: str, path: str
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path

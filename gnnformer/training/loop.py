@@ -1,0 +1,96 @@
+"""The training loop: epochs, the learning-rate schedule, selection on validation, early stopping.
+
+One call of :func:`train_one` trains one model on one split. The weights kept are those of the
+epoch with the best validation score (ties: the lower validation loss); the test split is
+evaluated once, with those weights.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from typing import Callable, Dict, Optional
+
+import torch
+
+from ..datasets import Split
+from ..models import create_model
+from ..tasks import Task
+from .evaluation import Evaluator, Prepared
+from .minibatch import NodePartitionLoader, train_partition_epoch
+from .optim import build_optimizer, build_scheduler
+from .runtime import resolve_device, seed_everything
+from .settings import ExperimentConfig
+
+
+def train_epoch(model, opt, task: Task, loader, device: torch.device) -> float:
+    """One pass of forward, backward and optimizer step over ``loader``'s batches; returns the
+    mean training loss (over graphs, or over nodes for node tasks)."""
+    model.train()
+    total, count = 0.0, 0
+    for batch in loader:
+        batch = batch.to(device)
+        opt.zero_grad()
+        loss = task.loss(model(batch), batch.y)
+        loss.backward()
+        opt.step()
+        items = batch.num_nodes if task.level == "node" else batch.num_graphs
+        total += loss.item() * items
+        count += items
+    return total / max(count, 1)
+
+
+def _full_graph_step(model, opt, task: Task, data, train_idx: torch.Tensor) -> float:
+    model.train()
+    opt.zero_grad()
+    loss = task.loss(model(data)[train_idx], data.y[train_idx])
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
+def train_one(cfg: ExperimentConfig, prep: Prepared, split: Split, seed: int,
+              on_epoch: Optional[Callable[[Dict[str, float]], None]] = None):
+    """Train one model; returns (best model, history, {split: metrics}) with best chosen on validation."""
+    seed_everything(seed)
+    device = resolve_device(cfg.device)
+    task = prep.task
+    model = create_model(cfg.model, **prep.model_cfg).to(device)
+    opt = build_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.weight_decay)
+    schedule = build_scheduler(cfg.scheduler, opt, cfg.epochs, cfg.warmup_epochs)
+    # Size buckets only where they save compute: they also make batches less random.
+    ev = Evaluator(prep, cfg.batch_size, device, bucket=cfg.bucket and prep.dense_attention,
+                   node_chunk=cfg.node_batch_size if prep.single_graph else 0)
+    gen = torch.Generator().manual_seed(seed)
+    partitions = NodePartitionLoader(prep.graphs[0], cfg.node_batch_size, split.train, generator=gen) \
+        if prep.single_graph and cfg.node_batch_size else None
+    whole = prep.graphs[0].to(device) if prep.single_graph and partitions is None else None
+
+    best_state, best_key, best_epoch, history = None, None, 0, []
+    for epoch in range(1, cfg.epochs + 1):
+        lr = opt.param_groups[0]["lr"]
+        if partitions is not None:
+            model.train()
+            train_loss = train_partition_epoch(model, opt, task, partitions, device)
+        elif whole is not None:
+            train_loss = _full_graph_step(model, opt, task, whole, split.train.to(device))
+        else:
+            train_loss = train_epoch(model, opt, task, ev.loader(split.train, shuffle=True, generator=gen), device)
+        schedule.step()
+        val = ev.evaluate(model, split.val)
+        score = val[task.monitor]
+        record = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "val_loss": val["loss"],
+                  f"val_{task.monitor}": score}
+        history.append(record)
+        # Select on the monitored validation metric; equal scores go to the lower validation loss.
+        key = (score if task.mode == "max" else -score, -val["loss"])
+        if best_key is None or (not math.isnan(key[0]) and (math.isnan(best_key[0]) or key > best_key)):
+            best_key, best_epoch = key, epoch
+            best_state = copy.deepcopy(model.state_dict())
+        if on_epoch is not None:
+            on_epoch(record)
+        if cfg.patience and epoch - best_epoch >= cfg.patience:
+            break
+    model.load_state_dict(best_state)
+    results = {name: ev.evaluate(model, idx) for name, idx in (("train", split.train), ("val", split.val), ("test", split.test))}
+    results["best_epoch"] = best_epoch
+    return model, history, results

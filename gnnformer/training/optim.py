@@ -1,0 +1,34 @@
+"""Optimizers and learning-rate schedules by name, as the experiment settings choose them.
+
+``cosine`` is GraphGPS's schedule (Rampasek et al. 2022, ``cosine_with_warmup``), stepped once per
+epoch: the factor on ``lr`` is ``e / w`` during the ``w`` warm-up epochs, then
+``0.5 * (1 + cos(pi * (e - w) / (E - w)))``, reaching 0 after the last of ``E`` epochs.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+import torch
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+SCHEDULERS = ("constant", "cosine")
+
+
+def build_optimizer(name: str, params: Iterable, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    return OPTIMIZERS[name](params, lr=lr, weight_decay=weight_decay)
+
+
+def lr_factor(name: str, epoch: int, epochs: int, warmup: int = 0) -> float:
+    """The multiple of the base learning rate used in (0-based) ``epoch`` of ``epochs``."""
+    if name == "constant":
+        return 1.0
+    if epoch < warmup:
+        return epoch / warmup
+    progress = (epoch - warmup) / max(1, epochs - warmup)
+    return max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+def build_scheduler(name: str, optimizer: torch.optim.Optimizer, epochs: int, warmup: int = 0):
+    """A ``LambdaLR`` following :func:`lr_factor`; call ``step()`` once after every epoch."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: lr_factor(name, e, epochs, warmup))
