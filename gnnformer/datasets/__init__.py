@@ -16,7 +16,8 @@ from ..registry import DATASETS
 from . import instances, molecules, planetoid, synthetic, temporal, tu  # imports register the datasets
 from .root import describe_root, resolve_data_root
 from .schema import FeatureSchema, GraphDataset
-from .splits import Split, per_class_split, planetoid_public_split, random_split, stratified_kfold
+from .splits import (Split, SplitPlan, per_class_split, plan_splits, planetoid_public_split, random_split,
+                     stratified_kfold, train_subset)
 
 
 def list_datasets() -> list[tuple[str, str]]:
@@ -83,6 +84,9 @@ __all__ = [
     "FeatureSchema",
     "GraphDataset",
     "Split",
+    "SplitPlan",
+    "plan_splits",
+    "train_subset",
     "list_datasets",
     "load_dataset",
     "per_class_split",
