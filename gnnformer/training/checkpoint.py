@@ -39,7 +39,10 @@ def save_checkpoint(path: str | os.PathLike, payload: Dict[str, Any]) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike) -> Dict[str, Any]:
+    """Read and check a checkpoint file; a missing file or a folder is a `CheckpointError` that says what to pass."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(_folder_message(path))
     if not path.is_file():
         raise CheckpointError(f"Checkpoint {path} does not exist (expected a file written by `gnnformer train`).")
     try:
@@ -54,3 +57,16 @@ def load_checkpoint(path: str | os.PathLike) -> Dict[str, Any]:
     if missing:
         raise CheckpointError(f"Checkpoint {path} lacks {', '.join(missing)}; it is incomplete.")
     return ckpt
+
+
+def _folder_message(folder: Path) -> str:
+    """Why a folder is not a checkpoint, naming the checkpoint files inside it when there are any."""
+    best = folder / "best.pt"
+    found = [best] if best.is_file() else sorted(folder.glob("*.pt")) + sorted(folder.glob("checkpoints/*.pt"))
+    if not found:
+        return (f"Checkpoint {folder} is a folder, not a checkpoint file, and holds none (no best.pt from "
+                "`gnnformer train`, no checkpoints/*.pt from `gnnformer fewshot`).")
+    if len(found) == 1:
+        return f"Checkpoint {folder} is a folder, not a checkpoint file; did you mean {found[0]}?"
+    listed = "\n".join(f"  {p}" for p in found)
+    return f"Checkpoint {folder} is a folder, not a checkpoint file; it holds these checkpoints, pass one:\n{listed}"
