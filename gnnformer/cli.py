@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional
 
 import click
 
+from .config import merge_settings
 from .errors import ConfigError, UserError
 
 DEMO_MODELS = ("gps", "gin", "transformer")
@@ -30,36 +31,6 @@ def _fmt(stat: Optional[Dict[str, Any]]) -> str:
     if not stat or stat.get("mean") is None or math.isnan(stat["mean"]):
         return "n/a"
     return f"{stat['mean']:.4f} ± {stat['std']:.4f}"
-
-
-def _load_config_file(path: Optional[str]) -> Dict[str, Any]:
-    if path is None:
-        return {}
-    import yaml
-
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"Config file {p} does not exist.")
-    try:
-        values = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"Config file {p} is not valid YAML{where}: {getattr(err, 'problem', err)}.") from None
-    if not isinstance(values, dict):
-        raise ConfigError(f"Config file {p} must hold a mapping of settings (key: value), not {type(values).__name__}.")
-    return values
-
-
-def _settings(config_file: Optional[str], flags: Dict[str, Any], overrides, preset: Optional[Dict[str, Any]] = None
-              ) -> Dict[str, Any]:
-    """The config file's settings, then ``preset``, then the flags given (not None), then key=value overrides."""
-    from .training.trainer import apply_overrides
-
-    values = _load_config_file(config_file)
-    values.update(preset or {})
-    values.update({k: v for k, v in flags.items() if v is not None})
-    return apply_overrides(values, list(overrides))
 
 
 def _results_table(title: str, rows: List[Dict[str, Any]], keys: List[str]):
@@ -83,21 +54,13 @@ def cli() -> None:
 @cli.command("list")
 def list_cmd() -> None:
     """List every model and dataset, one line each."""
-    from .datasets import list_datasets
-    from .models import list_models
+    from .catalog import SECTIONS
 
-    console = _console()
-    console.print("[bold]Models[/bold]")
-    for name, summary in list_models():
-        console.print(f"  {name:<14} {summary}")
-    from .fewshot import list_fewshot_models
-
-    console.print("[bold]Few-shot models[/bold] (gnnformer fewshot)")
-    for name, summary in list_fewshot_models():
-        console.print(f"  {name:<14} {summary}")
-    console.print("[bold]Datasets[/bold]")
-    for name, summary in list_datasets():
-        console.print(f"  {name:<14} {summary}")
+    # Plain lines, never wrapped: headings are bold on a terminal and unstyled when piped.
+    for heading, entries in SECTIONS:
+        click.echo(click.style(heading, bold=True))
+        for name, summary in entries:
+            click.echo(f"  {name:<14} {summary}")
 
 
 @cli.command(context_settings={"ignore_unknown_options": False})
@@ -116,12 +79,17 @@ def train(model, dataset, config_file, data_root, epochs, seed, folds, out_dir, 
 
     OVERRIDES are key=value settings, e.g. lr=0.001 runs=3 model.hidden=128 model.local=gine.
     """
-    from .training.trainer import config_from_mapping, run_experiment
+    from .training import config_from_mapping, run_experiment
+    from .training.experiment import earlier_results
 
-    values = _settings(config_file, dict(model=model, dataset=dataset, data_root=data_root, epochs=epochs,
-                                         seed=seed, folds=folds), overrides)
+    values = merge_settings(config_file, dict(model=model, dataset=dataset, data_root=data_root, epochs=epochs,
+                                              seed=seed, folds=folds), overrides)
     cfg = config_from_mapping(values)
     out = Path(out_dir or f"runs/{cfg.model}-{cfg.dataset}")
+    replaced = earlier_results(out)
+    if replaced:
+        click.echo(f"note: {out} holds an earlier run; its {', '.join(replaced)} will be replaced "
+                   "when this one finishes (--out chooses another folder).", err=True)
     metrics = run_experiment(cfg, out, progress=not quiet)
     console = _console()
     for note in metrics["notes"]:
@@ -144,6 +112,8 @@ def eval_cmd(checkpoint, data_root) -> None:
         raise UserError(f"{checkpoint} is a few-shot checkpoint: its test results come from `gnnformer fewshot` "
                         "(metrics.json); apply it to a new task with `gnnformer predict --support`.")
     res = evaluate_checkpoint(checkpoint, data_root)
+    for note in res["notes"]:
+        click.echo(f"note: {note}", err=True)
     console = _console()
     console.print(f"{res['model']} on {res['dataset']} (test split of the checkpoint)")
     for key, value in res["test"].items():
@@ -170,7 +140,7 @@ def predict(checkpoint, input_path, output, support, invalid) -> None:
     """
     from .fewshot.predict import is_fewshot
     from .training.checkpoint import load_checkpoint
-    from .training.inference import predict_file
+    from .training.inference import prediction_table, predict_file
 
     ckpt = load_checkpoint(checkpoint)
     if is_fewshot(ckpt):
@@ -185,25 +155,8 @@ def predict(checkpoint, input_path, output, support, invalid) -> None:
                         f"({ckpt['model']} trained on {ckpt['dataset']}). Drop --support.")
     if invalid is not None:
         raise UserError("--invalid is for few-shot checkpoints; a normal checkpoint refuses any SMILES it cannot encode.")
-    res = predict_file(checkpoint, input_path)
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    outputs, preds = res["outputs"], res["predictions"]
-    if res["task"] in ("graph_classification", "node_classification"):
-        probs = outputs.softmax(-1)
-        writer.writerow(["index", "prediction", *[f"p_class{c}" for c in range(probs.size(1))]])
-        for i in range(probs.size(0)):
-            writer.writerow([i, int(preds[i]), *[f"{p:.6f}" for p in probs[i].tolist()]])
-    else:
-        cols = [f"task{t}" for t in range(preds.size(1))]
-        writer.writerow(["index", *cols])
-        for i in range(preds.size(0)):
-            writer.writerow([i, *[f"{v:.6f}" for v in preds[i].tolist()]])
-    if output:
-        Path(output).write_text(buf.getvalue())
-        click.echo(f"wrote {res['count']} predictions to {output}")
-    else:
-        click.echo(buf.getvalue(), nl=False)
+    header, rows = prediction_table(predict_file(checkpoint, input_path))
+    _write_csv(header, rows, output)
 
 
 def _predict_fewshot(checkpoint, ckpt, support, input_path, output, invalid) -> None:
@@ -214,14 +167,19 @@ def _predict_fewshot(checkpoint, ckpt, support, input_path, output, invalid) -> 
         click.echo(f"skipped {bad}", err=True)
     for note in res["notes"]:
         click.echo(f"note: {note}", err=True)
+    _write_csv(["line", "smiles", "probability"],
+               [[line, smiles, f"{prob:.6f}"] for line, smiles, prob in res["rows"]], output)
+
+
+def _write_csv(header: List[str], rows: List[list], output: Optional[str]) -> None:
+    """Prediction rows as CSV to ``output``, or to standard output when none is given."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["line", "smiles", "probability"])
-    for line, smiles, prob in res["rows"]:
-        writer.writerow([line, smiles, f"{prob:.6f}"])
+    writer.writerow(header)
+    writer.writerows(rows)
     if output:
         Path(output).write_text(buf.getvalue())
-        click.echo(f"wrote {len(res['rows'])} predictions to {output}")
+        click.echo(f"wrote {len(rows)} predictions to {output}")
     else:
         click.echo(buf.getvalue(), nl=False)
 
@@ -248,8 +206,8 @@ def fewshot(dataset, shots, config_file, data_root, seed, invalid, quick, out_di
     """
     from .fewshot.run import QUICK, fewshot_config, results_table, run_fewshot
 
-    values = _settings(config_file, dict(dataset=dataset, shots=shots, data_root=data_root, seed=seed,
-                                         invalid=invalid), overrides, QUICK if quick else None)
+    values = merge_settings(config_file, dict(dataset=dataset, shots=shots, data_root=data_root, seed=seed,
+                                              invalid=invalid), overrides, QUICK if quick else None)
     cfg = fewshot_config(values)
     out = Path(out_dir or f"runs/fewshot-{cfg.dataset}-{cfg.shots}shot")
     metrics = run_fewshot(cfg, out, progress=not quiet)
@@ -272,7 +230,7 @@ def fewshot(dataset, shots, config_file, data_root, seed, invalid, quick, out_di
 def demo(epochs, folds, out_dir, quiet) -> None:
     """The main job: GPS vs GIN vs plain Transformer on the embedded MUTAG."""
     from .datasets import load_dataset
-    from .training.trainer import config_from_mapping, run_experiment
+    from .training import config_from_mapping, run_experiment
 
     dataset = load_dataset("MUTAG")
     rows = []

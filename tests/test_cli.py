@@ -72,6 +72,8 @@ def test_predict_matches_model_before_saving(trained, capsys):
     got = torch.tensor([[float(r["p_class0"]), float(r["p_class1"])] for r in rows])
     torch.testing.assert_close(got, expected, atol=2e-6, rtol=0)
     assert [int(r["prediction"]) for r in rows] == expected.argmax(-1).tolist()
+    assert list(rows[0]) == ["index", "prediction", "p_class0", "p_class1"]  # TU input: graphs by index
+    assert [int(r["index"]) for r in rows] == list(range(188))
 
 
 def test_checkpoint_round_trip_is_exact(trained, tmp_path):
@@ -129,7 +131,7 @@ def test_predict_refuses_other_schema(trained, tmp_path, capsys):
     (["train", "--model", "nope", "--epochs", "1"], "Unknown model 'nope'"),
     (["train", "--dataset", "NOPE_DATASET", "--epochs", "1"], "NOPE_DATASET"),
     (["train", "--epochs", "1", "lr"], "key=value"),
-    (["train", "--epochs", "1", "model.colour=red"], "no option(s) colour"),
+    (["train", "--epochs", "1", "model.colour=red"], "Unknown option(s) of model 'gps': colour"),
     (["predict", "--checkpoint", "x.pt"], "Missing option '--input'"),
 ])
 def test_user_errors_exit_2_with_message(capsys, args, needle):
@@ -155,7 +157,7 @@ def test_missing_data_root(tmp_path, capsys):
 
 
 def test_internal_error_exit_1(monkeypatch, capsys):
-    import gnnformer.training.trainer as T
+    import gnnformer.training as T
 
     def broken(*a, **k):
         raise RuntimeError("boom")

@@ -25,6 +25,24 @@ KNOWN_MOLECULES = {
     "SIDER": ("sider", "MoleculeNet: 1427 marketed drugs, 27 side-effect classes (multitask binary)"),
 }
 
+#: Task (label column) names of the MoleculeNet CSVs, in the order PyG reads the labels; predictions
+#: are written under these headings. Checked against the real CSVs' headers by the tests.
+TASK_NAMES = {
+    "Tox21": ("NR-AR", "NR-AR-LBD", "NR-AhR", "NR-Aromatase", "NR-ER", "NR-ER-LBD", "NR-PPAR-gamma",
+              "SR-ARE", "SR-ATAD5", "SR-HSE", "SR-MMP", "SR-p53"),
+    "SIDER": ("Hepatobiliary disorders", "Metabolism and nutrition disorders", "Product issues", "Eye disorders",
+              "Investigations", "Musculoskeletal and connective tissue disorders", "Gastrointestinal disorders",
+              "Social circumstances", "Immune system disorders", "Reproductive system and breast disorders",
+              "Neoplasms benign, malignant and unspecified (incl cysts and polyps)",
+              "General disorders and administration site conditions", "Endocrine disorders",
+              "Surgical and medical procedures", "Vascular disorders", "Blood and lymphatic system disorders",
+              "Skin and subcutaneous tissue disorders", "Congenital, familial and genetic disorders",
+              "Infections and infestations", "Respiratory, thoracic and mediastinal disorders",
+              "Psychiatric disorders", "Renal and urinary disorders",
+              "Pregnancy, puerperium and perinatal conditions", "Ear and labyrinth disorders", "Cardiac disorders",
+              "Nervous system disorders", "Injury, poisoning and procedural complications"),
+}
+
 #: Column vocabularies of PyG's ``from_smiles`` (index-coded), fixed so the one-hot width never
 #: depends on which atoms a file happens to contain.
 ATOM_VOCAB = [[k, len(v)] for k, v in x_map.items()]
@@ -147,7 +165,10 @@ def _rejected_rows(ds, rows, stage: Path) -> list[tuple[int, str]]:
 
 
 def read_smiles_for_predict(schema: FeatureSchema, path: str | Path) -> list[Data]:
-    """One SMILES per line (``.smi``: first token), or a CSV with a ``smiles`` column -> encoded graphs."""
+    """One SMILES per line (``.smi``: first token), or a CSV with a ``smiles`` column -> encoded graphs.
+
+    Each graph keeps its ``smiles`` and the file ``line`` it came from, so output rows can name their input.
+    """
     if schema.kind != "molecule":
         raise DataError(f"The model expects {schema.kind} input ({schema.description}), not SMILES.")
     if schema.details.get("atom_vocab") != ATOM_VOCAB or schema.details.get("bond_vocab") != BOND_VOCAB:
@@ -165,6 +186,7 @@ def read_smiles_for_predict(schema: FeatureSchema, path: str | Path) -> list[Dat
             continue
         data.x = one_hot_columns(data.x, ATOM_VOCAB)
         data.edge_attr = one_hot_columns(data.edge_attr, BOND_VOCAB)
+        data.smiles, data.line = smiles, line
         graphs.append(data)
     if bad:
         shown = "\n".join(f"  {file}:{line}: {sm[:80]!r}" for line, sm in bad[:10])
