@@ -27,8 +27,11 @@ CORA_COUNTS = [351, 217, 418, 818, 426, 298, 180]
 
 
 @pytest.fixture(autouse=True)
-def _offline(monkeypatch):
+def _offline_own_cache(monkeypatch, tmp_path):
+    """No network; and a cache of the test's own, so the half-staged folders that refused input
+    leaves behind are not seen by tests that inspect the shared cache."""
     monkeypatch.setenv("GNNFORMER_OFFLINE", "1")
+    monkeypatch.setenv("GNNFORMER_CACHE", str(tmp_path / "cache"))
 
 
 def add_bom(path: Path) -> None:
