@@ -24,7 +24,8 @@ DEMO_MODELS = ("gps", "gin", "transformer")
 def _console():
     from rich.console import Console
 
-    return Console(stderr=False, highlight=False)
+    # Piped or logged, a table keeps its full width instead of wrapping at rich's default 80 columns.
+    return Console(stderr=False, highlight=False, width=None if sys.stdout.isatty() else 200)
 
 
 def _fmt(stat: Optional[Dict[str, Any]]) -> str:
