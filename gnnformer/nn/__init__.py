@@ -19,6 +19,7 @@ from .encodings import (
 from .fusion import GPSLayer
 from .gatedgcn import GatedGCNConv
 from .local import LOCAL_CONVS, build_local_conv
+from .mol_gin import MolGINConv
 from .transformer_layer import GraphTransformerLayer, make_norm
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "LOCAL_CONVS",
     "GPSLayer",
     "GatedGCNConv",
+    "MolGINConv",
     "DropPath",
     "ShortestPathDecay",
     "LapPE",
