@@ -16,9 +16,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from gnnformer.fewshot.evaluation import evaluate, summarise  # noqa: E402
 from gnnformer.fewshot.meta import AdaptSpec  # noqa: E402
 from gnnformer.fewshot.predict import model_from_fewshot_checkpoint  # noqa: E402
-from gnnformer.fewshot.run import evaluate, fewshot_config, summarise  # noqa: E402
+from gnnformer.fewshot.settings import fewshot_config  # noqa: E402
 from gnnformer.fewshot.tasks import load_tasks  # noqa: E402
 from gnnformer.training.checkpoint import load_checkpoint  # noqa: E402
 

@@ -2,18 +2,18 @@
 import json
 
 import pytest
+from torch_geometric.data import Batch
 
 from gnnformer.errors import DataError
 from gnnformer.fewshot.featurize import (MASK_ATOM, NUM_ATOM_TYPES, OTHER_ATOM, SELF_LOOP, FeaturizeError, Entry,
                                          featurize_entries, read_labelled_csv, read_smiles_file, read_task_json,
                                          smiles_to_graph)
-from gnnformer.fewshot.model import collate
 
 
 def test_lactaldehyde_atoms_bonds_and_chirality():
     # C[C@H](O)C=O: C C(chiral, '@' = counter-clockwise) O C O; bonds C-C, C-O, C-C single, C=O double
     g = smiles_to_graph("C[C@H](O)C=O")
-    assert g.num_atoms == 5
+    assert g.num_nodes == 5
     # atom type = atomic number - 1 (C 6 -> 5, O 8 -> 7); chirality CCW = 2
     assert g.x.tolist() == [[5, 0], [5, 2], [7, 0], [5, 0], [7, 0]]
     assert g.edge_index.tolist() == [[0, 1, 1, 2, 1, 3, 3, 4], [1, 0, 2, 1, 3, 1, 4, 3]]  # 4 bonds, both ways
@@ -32,7 +32,7 @@ def test_directional_bonds_trans_and_cis():
 
 def test_aromatic_triple_other_atoms_and_other_chirality():
     benzene = smiles_to_graph("c1ccccc1")
-    assert benzene.num_atoms == 6 and benzene.edge_index.size(1) == 12
+    assert benzene.num_nodes == 6 and benzene.edge_index.size(1) == 12
     assert set(map(tuple, benzene.edge_attr.tolist())) == {(3, 0)}
     assert smiles_to_graph("C#N").edge_attr.tolist() == [[2, 0], [2, 0]] and smiles_to_graph("C#N").x[1, 0] == 6
     assert smiles_to_graph("*C").x[0, 0] == OTHER_ATOM == NUM_ATOM_TYPES - 1
@@ -51,8 +51,8 @@ def test_unencodable_molecules_say_why():
         smiles_to_graph("  ")
 
 
-def test_collate_offsets_edges():
-    b = collate([smiles_to_graph("CCO"), smiles_to_graph("F/C=C/F")])
+def test_batch_offsets_edges():
+    b = Batch.from_data_list([smiles_to_graph("CCO"), smiles_to_graph("F/C=C/F")])
     assert b.num_graphs == 2 and b.batch.tolist() == [0, 0, 0, 1, 1, 1, 1]
     assert b.edge_index.size(1) == 4 + 6 and int(b.edge_index[:, 4:].min()) == 3
 

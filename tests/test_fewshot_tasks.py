@@ -131,11 +131,11 @@ def test_real_tox21_and_sider_tasks(shared_root):
 
 
 def test_evaluation_draws_are_shared_by_methods_and_query_every_other_molecule(data, monkeypatch):
-    from gnnformer.fewshot import run as run_mod
+    from gnnformer.fewshot import evaluation
     from gnnformer.fewshot.meta import AdaptSpec
 
     drawn = []
-    real = run_mod.sample_episode
+    real = evaluation.sample_episode
 
     def spy(task, shots, query_size, gen):
         ep = real(task, shots, query_size, gen)
@@ -143,12 +143,12 @@ def test_evaluation_draws_are_shared_by_methods_and_query_every_other_molecule(d
         drawn.append((task.index, tuple(ep.support_ids.tolist())))
         return ep
 
-    monkeypatch.setattr(run_mod, "sample_episode", spy)
+    monkeypatch.setattr(evaluation, "sample_episode", spy)
     cvtr = create_fewshot_model("fs-gnncvtr", **TINY_MODEL)
     gin = create_fewshot_model("fs-gin", **TINY_MODEL)
-    a = run_mod.evaluate(cvtr, AdaptSpec("maml", "head", 2, 0.1, 3), data, draws=3, seed=5)
+    a = evaluation.evaluate(cvtr, AdaptSpec("maml", "head", 2, 0.1, 3), data, draws=3, seed=5)
     first = list(drawn)
-    b = run_mod.evaluate(gin, AdaptSpec("finetune", "all", 2, 1e-2, 3), data, draws=3, seed=5)
+    b = evaluation.evaluate(gin, AdaptSpec("finetune", "all", 2, 1e-2, 3), data, draws=3, seed=5)
     assert drawn[len(first):] == first and len(first) == 3 * 3
     assert {i for i, _ in first} == {10, 11, 12} and len(set(first)) == 9
     assert set(a) == set(b) == {"SR-HSE", "SR-MMP", "SR-p53"} and all(len(v) == 3 for v in a.values())

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from .meta import outer_optimizer
-from .model import FewShotModel, collate, create_fewshot_model
+from .model import FewShotModel, create_fewshot_model
 from .tasks import FewShotData, episode_generator, pool_ids
 
 
@@ -44,7 +44,7 @@ def multitask_train(model_cfg: Dict, data: FewShotData, steps: int, batch_size: 
     multi.train()
     for step in range(steps):
         pick = torch.randint(0, ids.numel(), (batch_size,), generator=gen)
-        batch = collate([data.molecules[int(m)] for m in ids[pick].tolist()])
+        batch = data.batch(ids[pick])
         y = labels[pick]
         mask = y >= 0
         logits = multi(batch)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Tuple
 
 import torch
-from torch import Tensor
+from torch_geometric.data import Data
 
 from ..errors import ConfigError, DataError
 
@@ -57,21 +57,6 @@ def _tables():
              Chem.rdchem.BondType.AROMATIC: 3}
     dirs = {Chem.rdchem.BondDir.NONE: 0, Chem.rdchem.BondDir.ENDUPRIGHT: 1, Chem.rdchem.BondDir.ENDDOWNRIGHT: 2}
     return chir, bonds, dirs
-
-
-@dataclass
-class MolGraph:
-    """One molecule: ``x`` long ``[atoms, 2]`` (type, chirality), ``edge_index`` long ``[2, 2*bonds]``,
-    ``edge_attr`` long ``[2*bonds, 2]`` (bond type, direction)."""
-
-    x: Tensor
-    edge_index: Tensor
-    edge_attr: Tensor
-    smiles: str = ""
-
-    @property
-    def num_atoms(self) -> int:
-        return int(self.x.size(0))
 
 
 class FeaturizeError(ValueError):
@@ -102,8 +87,10 @@ def mol_from_smiles(smiles: str):
     return mol
 
 
-def featurize_mol(mol, smiles: str = "") -> MolGraph:
-    """Encode an RDKit molecule with the index features described in the module docstring."""
+def featurize_mol(mol, smiles: str = "") -> Data:
+    """Encode an RDKit molecule with the index features described in the module docstring: a
+    ``Data`` with ``x`` long ``[atoms, 2]`` (type, chirality), ``edge_index`` long ``[2, 2*bonds]``,
+    ``edge_attr`` long ``[2*bonds, 2]`` (bond type, direction) and its ``smiles``."""
     chir, bonds, dirs = _tables()
     atoms = []
     for atom in mol.GetAtoms():
@@ -124,11 +111,11 @@ def featurize_mol(mol, smiles: str = "") -> MolGraph:
     x = torch.tensor(atoms, dtype=torch.long).view(-1, 2)
     edge_index = torch.tensor([src, dst], dtype=torch.long).view(2, -1)
     edge_attr = torch.tensor(attrs, dtype=torch.long).view(-1, 2)
-    return MolGraph(x, edge_index, edge_attr, smiles)
+    return Data(x=x, edge_index=edge_index, edge_attr=edge_attr, smiles=smiles)
 
 
-def smiles_to_graph(smiles: str) -> MolGraph:
-    """``MolGraph`` of one SMILES; :class:`FeaturizeError` says why when it cannot be encoded."""
+def smiles_to_graph(smiles: str) -> Data:
+    """The molecule graph of one SMILES; :class:`FeaturizeError` says why when it cannot be encoded."""
     return featurize_mol(mol_from_smiles(smiles), smiles.strip())
 
 
@@ -172,11 +159,11 @@ def rejected_message(rejected: Sequence[Rejected], limit: int = 10) -> str:
 
 
 def featurize_entries(entries: Iterable[Entry], invalid: str = "error",
-                      cache: Optional[dict] = None) -> Tuple[List[Tuple[Entry, MolGraph]], List[Rejected]]:
+                      cache: Optional[dict] = None) -> Tuple[List[Tuple[Entry, Data]], List[Rejected]]:
     """Encode every entry. ``invalid='error'``: any bad SMILES raises one DataError listing every
     bad one as ``file:line``; ``'skip'``: bad ones are left out and returned as ``Rejected``.
 
-    ``cache`` (SMILES -> MolGraph or reason) lets molecules shared by several tasks be parsed once.
+    ``cache`` (SMILES -> graph or reason) lets molecules shared by several tasks be parsed once.
     """
     check_policy(invalid)
     good, bad = [], []

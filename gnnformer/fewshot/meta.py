@@ -27,14 +27,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, grad
+from torch_geometric.data import Batch, Data
 
 from ..errors import ConfigError
-from .featurize import MolGraph
-from .model import FewShotModel, MolBatch, collate
+from .model import FewShotModel
 from .tasks import FewShotData, episode_generator, sample_episode
 
 ADAPT = ("head", "encoder", "all")
-Features = Union[Tensor, MolBatch]
+Features = Union[Tensor, Batch]
 
 
 @dataclass
@@ -79,7 +79,7 @@ class Adapter:
         own = dict(self.module.named_parameters())
         return {n: own[n] for n in self.names}
 
-    def features(self, data: MolBatch) -> Features:
+    def features(self, data: Batch) -> Features:
         return self.model.embed(data) if self.adapt == "head" else data
 
     def logits(self, params: Dict[str, Tensor], feats: Features) -> Tensor:
@@ -160,8 +160,7 @@ def meta_train(model: FewShotModel, data: FewShotData, s: MetaSettings, seed: in
         total = 0.0
         for task in chosen:
             ep = sample_episode(task, s.shots, s.query_size, gen)
-            sup = collate([data.molecules[i] for i in ep.support_ids.tolist()])
-            qry = collate([data.molecules[i] for i in ep.query_ids.tolist()])
+            sup, qry = data.batch(ep.support_ids), data.batch(ep.query_ids)
             adapted = inner_loop(adapter, adapter.features(sup), ep.support_labels, s.inner_steps, s.inner_lr,
                                  s.first_order)
             yq = ep.query_labels
@@ -200,7 +199,7 @@ class Adapted:
         return self.adapter.logits(self.params, feats)
 
     @torch.no_grad()
-    def predict(self, data: MolBatch) -> Tensor:
+    def predict(self, data: Batch) -> Tensor:
         return torch.sigmoid(self.logits_from_features(self.adapter.features(data)))
 
 
@@ -208,14 +207,14 @@ def adapt_to_support(model: FewShotModel, spec: AdaptSpec, support: Features, la
                      gen: Optional[torch.Generator] = None) -> Adapted:
     """Adapt ``model`` (kept unchanged) to a labelled support set, as at meta-test.
 
-    ``support`` is a MolBatch, or for ``adapt='head'`` possibly precomputed graph embeddings.
+    ``support`` is a ``Batch``, or for ``adapt='head'`` possibly precomputed graph embeddings.
     ``maml``: ``spec.steps`` SGD steps of the inner loop. ``finetune``: a fresh linear head
     (initialised from ``gen``) replaces the model's head, and Adam trains it, with the GIN too
     unless ``adapt='head'``, for ``spec.steps`` steps.
     """
     model.eval()
     adapter = Adapter(model, spec.adapt)
-    if isinstance(support, MolBatch) and spec.adapt == "head":
+    if isinstance(support, Data) and spec.adapt == "head":
         with torch.no_grad():
             support = model.embed(support)
     if spec.method == "maml":
@@ -237,13 +236,14 @@ def adapt_to_support(model: FewShotModel, spec: AdaptSpec, support: Features, la
 
 
 @torch.no_grad()
-def embed_molecules(model: FewShotModel, molecules: Sequence[MolGraph], batch_size: int = 256) -> Tensor:
+def embed_molecules(model: FewShotModel, molecules: Sequence[Data], batch_size: int = 256) -> Tensor:
     model.eval()
-    out = [model.embed(collate(molecules[i:i + batch_size])) for i in range(0, len(molecules), batch_size)]
+    out = [model.embed(Batch.from_data_list(molecules[i:i + batch_size]))
+           for i in range(0, len(molecules), batch_size)]
     return torch.cat(out) if out else torch.zeros(0, model.cfg.hidden)
 
 
 @torch.no_grad()
-def predict_molecules(adapted: Adapted, molecules: Sequence[MolGraph], batch_size: int = 256) -> Tensor:
-    return torch.cat([adapted.predict(collate(molecules[i:i + batch_size]))
+def predict_molecules(adapted: Adapted, molecules: Sequence[Data], batch_size: int = 256) -> Tensor:
+    return torch.cat([adapted.predict(Batch.from_data_list(molecules[i:i + batch_size]))
                       for i in range(0, len(molecules), batch_size)])

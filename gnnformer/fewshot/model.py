@@ -1,12 +1,13 @@
 """FS-GNNCvTR and its GIN ablation: a GIN graph encoder read by a convolutional Transformer.
 
 - ``GINEncoder``: the GIN of Hu et al. (2020) over the index features of ``featurize`` (atom type
-  + chirality embeddings; per layer, bond type + direction embeddings added to each message,
-  a self-loop of its own bond type, sum aggregation, a 2-layer MLP), ``layers`` = 5 and
-  ``hidden`` = 300 as in the pre-training literature. The graph embedding is the mean of the
-  last layer's atom embeddings. Normalisation is LayerNorm instead of the original BatchNorm:
-  running batch statistics do not fit a functional inner loop, and with LayerNorm a molecule's
-  score never depends on what else is in its batch.
+  + chirality embeddings; per layer a ``gnnformer.nn.MolGINConv``: bond type + direction
+  embeddings added to each message, a self-loop of its own bond type, sum aggregation, a 2-layer
+  MLP), ``layers`` = 5 and ``hidden`` = 300 as in the pre-training literature. The graph
+  embedding is the mean of the last layer's atom embeddings (PyG's ``global_mean_pool`` over a
+  ``Batch``). Normalisation is LayerNorm instead of the original BatchNorm: running batch
+  statistics do not fit a functional inner loop, and with LayerNorm a molecule's score never
+  depends on what else is in its batch.
 - ``ConvTransformerHead``: reads the graph embedding (a vector of ``hidden`` numbers) as a
   1-channel sequence. A strided 1-D convolution turns it into overlapping patches (convolutional
   token embedding); Transformer blocks whose queries, keys and values come from depthwise
@@ -20,61 +21,23 @@ from the Transformer (separate outer learning rates, and which part the inner lo
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch_geometric.data import Data
+from torch_geometric.nn import global_mean_pool
 
 from ..config import build_config
 from ..errors import ConfigError
+from ..nn.mol_gin import MolGINConv, glorot_embedding
 from ..registry import Registry
-from .featurize import (ATOM_EMBEDDINGS, BOND_EMBEDDINGS, NUM_BOND_DIRECTIONS, NUM_CHIRALITY, SELF_LOOP,
-                        MolGraph)
+from .featurize import ATOM_EMBEDDINGS, BOND_EMBEDDINGS, NUM_BOND_DIRECTIONS, NUM_CHIRALITY, SELF_LOOP
 
 FEWSHOT_MODELS: Registry[Any] = Registry("few-shot model")
-
-
-# ----------------------------------------------------------------------------- batches
-
-
-@dataclass
-class MolBatch:
-    """Molecules concatenated into one disconnected graph; ``batch[i]`` = molecule of atom i."""
-
-    x: Tensor
-    edge_index: Tensor
-    edge_attr: Tensor
-    batch: Tensor
-    num_graphs: int
-
-    def to(self, device) -> "MolBatch":
-        return MolBatch(self.x.to(device), self.edge_index.to(device), self.edge_attr.to(device),
-                        self.batch.to(device), self.num_graphs)
-
-
-def collate(graphs: Sequence[MolGraph]) -> MolBatch:
-    if not graphs:
-        raise ValueError("collate needs at least one molecule")
-    sizes = torch.tensor([g.num_atoms for g in graphs], dtype=torch.long)
-    offsets = torch.cumsum(sizes, 0) - sizes
-    edge_index = torch.cat([g.edge_index + off for g, off in zip(graphs, offsets.tolist())], dim=1)
-    return MolBatch(
-        x=torch.cat([g.x for g in graphs]),
-        edge_index=edge_index,
-        edge_attr=torch.cat([g.edge_attr for g in graphs]),
-        batch=torch.repeat_interleave(torch.arange(len(graphs)), sizes),
-        num_graphs=len(graphs),
-    )
-
-
-def mean_pool(h: Tensor, batch: Tensor, num_graphs: int) -> Tensor:
-    sums = torch.zeros(num_graphs, h.size(1), dtype=h.dtype, device=h.device).index_add(0, batch, h)
-    counts = torch.bincount(batch, minlength=num_graphs).clamp(min=1).to(h.dtype)
-    return sums / counts.unsqueeze(1)
 
 
 # ----------------------------------------------------------------------------- config
@@ -128,50 +91,26 @@ class FewShotModelConfig:
 # ----------------------------------------------------------------------------- GIN
 
 
-def _glorot_embedding(num: int, dim: int) -> nn.Embedding:
-    emb = nn.Embedding(num, dim)
-    nn.init.xavier_uniform_(emb.weight)
-    return emb
-
-
-class GINLayer(nn.Module):
-    """GIN with edge features: ``MLP(sum_j (h_j + e_ij))`` over the edges and a self-loop."""
-
-    def __init__(self, hidden: int) -> None:
-        super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(hidden, 2 * hidden), nn.ReLU(), nn.Linear(2 * hidden, hidden))
-        self.bond = _glorot_embedding(BOND_EMBEDDINGS, hidden)
-        self.direction = _glorot_embedding(NUM_BOND_DIRECTIONS, hidden)
-
-    def forward(self, h: Tensor, edge_index: Tensor, edge_attr: Tensor) -> Tensor:
-        src, dst = edge_index
-        msg = h.index_select(0, src) + self.bond(edge_attr[:, 0]) + self.direction(edge_attr[:, 1])
-        agg = torch.zeros_like(h).index_add(0, dst, msg)
-        return self.mlp(agg)
-
-
 class GINEncoder(nn.Module):
+    """Atom type + chirality embeddings, then ``layers`` times: ``MolGINConv``, the norm, a ReLU
+    (not after the last layer) and dropout."""
+
     def __init__(self, cfg: FewShotModelConfig) -> None:
         super().__init__()
-        self.atom = _glorot_embedding(ATOM_EMBEDDINGS, cfg.hidden)
-        self.chirality = _glorot_embedding(NUM_CHIRALITY, cfg.hidden)
-        self.layers = nn.ModuleList(GINLayer(cfg.hidden) for _ in range(cfg.layers))
+        self.atom = glorot_embedding(ATOM_EMBEDDINGS, cfg.hidden)
+        self.chirality = glorot_embedding(NUM_CHIRALITY, cfg.hidden)
+        self.layers = nn.ModuleList(MolGINConv(cfg.hidden, BOND_EMBEDDINGS, NUM_BOND_DIRECTIONS, SELF_LOOP)
+                                    for _ in range(cfg.layers))
         self.norms = nn.ModuleList(nn.LayerNorm(cfg.hidden) if cfg.norm == "layer" else nn.Identity()
                                    for _ in range(cfg.layers))
         self.dropout = cfg.dropout
 
-    def forward(self, data: MolBatch) -> Tensor:
+    def forward(self, data: Data) -> Tensor:
         """Atom embeddings ``[atoms, hidden]`` of the last layer."""
-        n = data.x.size(0)
-        loops = torch.arange(n, device=data.x.device)
-        edge_index = torch.cat([data.edge_index, torch.stack([loops, loops])], dim=1)
-        loop_attr = torch.zeros(n, 2, dtype=torch.long, device=data.x.device)
-        loop_attr[:, 0] = SELF_LOOP
-        edge_attr = torch.cat([data.edge_attr, loop_attr])
         h = self.atom(data.x[:, 0]) + self.chirality(data.x[:, 1])
         last = len(self.layers) - 1
         for i, (layer, norm) in enumerate(zip(self.layers, self.norms)):
-            h = norm(layer(h, edge_index, edge_attr))
+            h = norm(layer(h, data.edge_index, data.edge_attr))
             if i < last:
                 h = F.relu(h)
             h = F.dropout(h, self.dropout, self.training)
@@ -256,11 +195,11 @@ class FewShotModel(nn.Module):
     def make_head(self, cfg: FewShotModelConfig) -> nn.Module:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def embed(self, data: MolBatch) -> Tensor:
-        """Graph embeddings ``[molecules, hidden]``."""
-        return mean_pool(self.encoder(data), data.batch, data.num_graphs)
+    def embed(self, data: Data) -> Tensor:
+        """Graph embeddings ``[molecules, hidden]`` of a ``Batch`` (a plain ``Data``: one molecule)."""
+        return global_mean_pool(self.encoder(data), data.batch, getattr(data, "num_graphs", None))
 
-    def forward(self, data: MolBatch) -> Tensor:
+    def forward(self, data: Data) -> Tensor:
         return self.head(self.embed(data))
 
 

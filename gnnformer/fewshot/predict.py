@@ -5,12 +5,13 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 import torch
+from torch_geometric.data import Batch
 
 from ..errors import CheckpointError, DataError
 from ..training.checkpoint import load_checkpoint
 from .featurize import featurize_entries, read_labelled_csv, read_smiles_file
 from .meta import AdaptSpec, adapt_to_support, predict_molecules
-from .model import collate, create_fewshot_model
+from .model import create_fewshot_model
 
 
 def is_fewshot(ckpt: Dict[str, Any]) -> bool:
@@ -56,7 +57,7 @@ def predict_fewshot(checkpoint: str | Path, support: str | Path, input_path: str
     if not qry_good:
         raise DataError(f"{input_path}: no SMILES left to score.")
     seed = int(ckpt["fewshot"].get("seed", 0))
-    adapted = adapt_to_support(model, spec, collate([g for _, g in sup_good]), labels,
+    adapted = adapt_to_support(model, spec, Batch.from_data_list([g for _, g in sup_good]), labels,
                                torch.Generator().manual_seed(seed))
     probs = predict_molecules(adapted, [g for _, g in qry_good], batch_size)
     rows = [(e.line, e.smiles, float(p)) for (e, _), p in zip(qry_good, probs.tolist())]

@@ -13,6 +13,7 @@ settings, so runs that share them pre-train once.
 """
 from __future__ import annotations
 
+import copy
 import csv
 import hashlib
 import io
@@ -23,13 +24,15 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch_geometric.data import Batch, Data
 
 from ..datasets.root import find_child, resolve_data_root
 from ..errors import ConfigError, DataError
 from ..paths import cache_dir
 from ..training.checkpoint import save_checkpoint
-from .featurize import MASK_ATOM, NUM_ATOM_TYPES, Entry, MolGraph, featurize_entries
-from .model import FewShotModelConfig, GINEncoder, MolBatch, collate
+from ..training.runtime import seed_everything
+from .featurize import MASK_ATOM, NUM_ATOM_TYPES, Entry, featurize_entries
+from .model import FewShotModelConfig, GINEncoder
 from .tasks import episode_generator
 
 CORPORA = ("rdkit", "moleculenet")
@@ -87,7 +90,7 @@ def corpus_entries(corpus: Sequence[str], data_root: Optional[str] = None) -> Li
     return entries
 
 
-def corpus_graphs(corpus: Sequence[str], data_root: Optional[str] = None) -> Tuple[List[MolGraph], List[str]]:
+def corpus_graphs(corpus: Sequence[str], data_root: Optional[str] = None) -> Tuple[List[Data], List[str]]:
     """Distinct encodable molecules of the corpus (by SMILES text); notes on what was skipped."""
     entries = corpus_entries(corpus, data_root)
     seen, unique = set(), []
@@ -101,7 +104,7 @@ def corpus_graphs(corpus: Sequence[str], data_root: Optional[str] = None) -> Tup
     return [g for _, g in good], notes
 
 
-def mask_atoms(data: MolBatch, rate: float, gen: torch.Generator) -> Tuple[MolBatch, torch.Tensor]:
+def mask_atoms(data: Batch, rate: float, gen: torch.Generator) -> Tuple[Batch, torch.Tensor]:
     """A copy of ``data`` with ``rate`` of each molecule's atoms (at least one) masked; the positions."""
     n = data.x.size(0)
     scores = torch.rand(n, generator=gen)
@@ -116,14 +119,16 @@ def mask_atoms(data: MolBatch, rate: float, gen: torch.Generator) -> Tuple[MolBa
     x = data.x.clone()
     x[masked, 0] = MASK_ATOM
     x[masked, 1] = 0
-    return MolBatch(x, data.edge_index, data.edge_attr, data.batch, data.num_graphs), masked
+    masked_data = copy.copy(data)
+    masked_data.x = x
+    return masked_data, masked
 
 
-def pretrain_attribute_masking(model_cfg: FewShotModelConfig, graphs: Sequence[MolGraph], epochs: int,
+def pretrain_attribute_masking(model_cfg: FewShotModelConfig, graphs: Sequence[Data], epochs: int,
                                batch_size: int, lr: float, mask_rate: float, seed: int,
                                on_step: Optional[Callable[[int, int, float], None]] = None) -> Dict[str, torch.Tensor]:
     """Train a GIN encoder by attribute masking; returns its state dict."""
-    torch.manual_seed(seed)
+    seed_everything(seed)
     encoder = GINEncoder(model_cfg)
     predictor = nn.Linear(model_cfg.hidden, NUM_ATOM_TYPES)
     opt = torch.optim.Adam(list(encoder.parameters()) + list(predictor.parameters()), lr=lr)
@@ -133,7 +138,7 @@ def pretrain_attribute_masking(model_cfg: FewShotModelConfig, graphs: Sequence[M
     for epoch in range(epochs):
         perm = torch.randperm(len(graphs), generator=gen).tolist()
         for s in range(steps):
-            batch = collate([graphs[i] for i in perm[s * batch_size:(s + 1) * batch_size]])
+            batch = Batch.from_data_list([graphs[i] for i in perm[s * batch_size:(s + 1) * batch_size]])
             masked_batch, masked = mask_atoms(batch, mask_rate, gen)
             h = encoder(masked_batch)
             loss = F.cross_entropy(predictor(h[masked]), batch.x[masked, 0])
@@ -145,7 +150,7 @@ def pretrain_attribute_masking(model_cfg: FewShotModelConfig, graphs: Sequence[M
     return {k: v.detach().clone() for k, v in encoder.state_dict().items()}
 
 
-def pretrain_key(model_cfg: FewShotModelConfig, graphs: Sequence[MolGraph], settings: dict) -> str:
+def pretrain_key(model_cfg: FewShotModelConfig, graphs: Sequence[Data], settings: dict) -> str:
     encoder_cfg = {k: getattr(model_cfg, k) for k in ("hidden", "layers", "dropout", "norm")}
     digest = hashlib.sha256(json.dumps({"encoder": encoder_cfg, **settings}, sort_keys=True).encode())
     for g in graphs:

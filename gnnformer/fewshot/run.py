@@ -10,228 +10,38 @@ Methods, run side by side on the same support draws:
 Each method runs once per entry of ``pretrain``: ``none`` (random initial GIN) and/or
 ``attrmask`` (the GIN initialised by attribute-masking pre-training, ``pretrain.py``).
 
-Evaluation: for each meta-test task and each of ``draws`` support sets (k positives + k
-negatives, drawn independently with a fixed seed per task and draw, identical for every
-method), the model is adapted to the support set and every other molecule of the task is
-scored; ROC-AUC per draw. Every draw counts: a task's result is the mean and standard deviation
-over all draws, and the mean over tasks is the mean of the task means. No model selection
-looks at a test task: the weights after the last meta-training step are evaluated.
+Settings live in ``settings.py``, the meta-test evaluation (support draws, ROC-AUC per draw) in
+``evaluation.py``. No model selection looks at a test task: the weights after the last
+meta-training step are evaluated.
 """
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
-import random
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-import numpy as np
 import torch
 import yaml
 
 from .. import __version__
-from ..config import build_config
-from ..errors import ConfigError
+from ..progress import Progress
 from ..training.checkpoint import save_checkpoint
+from ..training.runtime import seed_everything
 from .baseline import multitask_train
-from .featurize import ATOM_EMBEDDINGS, BOND_EMBEDDINGS, NUM_BOND_DIRECTIONS, NUM_CHIRALITY, check_policy
-from .meta import ADAPT, AdaptSpec, MetaSettings, adapt_to_support, embed_molecules, meta_train, predict_molecules
-from .model import collate, create_fewshot_model, fewshot_model_config
-from .pretrain import CORPORA, cached_pretrained_encoder
-from .tasks import DATASETS, SOURCES, FewShotData, check_task_fits, episode_generator, load_tasks, pool_ids, \
-    sample_episode
+from .evaluation import evaluate, summarise
+from .featurize import ATOM_EMBEDDINGS, BOND_EMBEDDINGS, NUM_BOND_DIRECTIONS, NUM_CHIRALITY
+from .meta import MetaSettings, meta_train
+from .model import create_fewshot_model, fewshot_model_config
+from .pretrain import cached_pretrained_encoder
+from .settings import QUICK, FewShotConfig, fewshot_config, protocol, reductions, spec_for
+from .tasks import FewShotData, check_task_fits, load_tasks
 
-METHODS = ("fs-gnncvtr", "fs-gin", "finetune")
-PRETRAIN = ("none", "attrmask")
-#: The protocol's number of support draws per test task; fewer is reported as reduced.
-FULL_DRAWS = 30
+__all__ = ["run_fewshot", "results_table", "per_task_csv", "FewShotConfig", "fewshot_config", "QUICK"]
+
 CHECKPOINT_TASK = "fewshot_binary"
-
-
-@dataclass
-class FewShotConfig:
-    dataset: str = "tox21"  # tox21 | sider
-    shots: int = 5  # k: k positives + k negatives in every support set
-    source: str = "fewshotmol"  # fewshotmol | moleculenet (the same tasks)
-    data_root: Optional[str] = None
-    seed: int = 0
-    methods: List[str] = field(default_factory=lambda: list(METHODS))
-    pretrain: List[str] = field(default_factory=lambda: ["none", "attrmask"])
-    invalid: str = "skip"  # skip | error: SMILES RDKit cannot read (Tox21 has 8)
-    # meta-training (fs-gnncvtr, fs-gin)
-    episodes: int = 30  # outer steps
-    tasks_per_episode: int = 3  # training tasks per outer step (0 = all)
-    query_size: int = 128
-    inner_steps: int = 5  # inner-loop steps in meta-training
-    inner_steps_test: int = 10  # ... and when adapting to a test support set
-    inner_lr: float = 0.05
-    first_order: bool = True
-    adapt: str = "head"  # head | encoder | all: what the inner loop (and fine-tuning) changes
-    outer_lr_gnn: float = 1e-3
-    outer_lr_head: float = 1e-3  # the Transformer (fs-gnncvtr) or linear head (fs-gin)
-    weight_decay: float = 0.0
-    pos_weight: Optional[float] = None  # query-loss positive weight; null = negatives/positives of each query set
-    grad_clip: float = 1.0  # outer gradient norm clip (0 = off)
-    # non-meta baseline (finetune)
-    baseline_steps: int = 75  # multi-task training steps on the meta-training tasks (batches of 128)
-    baseline_batch_size: int = 128
-    baseline_lr: float = 1e-3
-    finetune_steps: int = 10  # Adam steps on each support set
-    finetune_lr: float = 1e-2
-    # evaluation
-    draws: int = FULL_DRAWS  # support sets per test task
-    eval_batch_size: int = 256
-    # self-supervised pre-training (pretrain: attrmask)
-    pretrain_corpus: List[str] = field(default_factory=lambda: list(CORPORA))
-    pretrain_epochs: int = 5
-    pretrain_batch_size: int = 128
-    pretrain_lr: float = 1e-3
-    mask_rate: float = 0.15
-    model_args: Dict[str, Any] = field(default_factory=dict)  # GIN / Transformer options (FewShotModelConfig)
-    # reuse what the output folder already holds for the same settings: a (method, pre-training) pair's
-    # results, or its checkpoint (then only evaluated again); an interrupted run continues where it stopped
-    resume: bool = True
-
-    def validate(self) -> None:
-        if self.dataset.lower() not in DATASETS:
-            raise ConfigError(f"dataset must be tox21 or sider, got {self.dataset!r}.")
-        if self.source not in SOURCES:
-            raise ConfigError(f"source must be one of {', '.join(SOURCES)}, got {self.source!r}.")
-        for key, allowed in (("methods", METHODS), ("pretrain", PRETRAIN), ("pretrain_corpus", CORPORA)):
-            value = getattr(self, key)
-            if not isinstance(value, list) or not value:
-                raise ConfigError(f"{key} must be a non-empty list, e.g. [{', '.join(allowed)}].")
-            bad = [v for v in value if v not in allowed]
-            if bad:
-                raise ConfigError(f"{key}: unknown {', '.join(map(str, bad))}; choose from {', '.join(allowed)}.")
-            if len(set(value)) != len(value):
-                raise ConfigError(f"{key} lists an entry twice: {value}.")
-        if self.adapt not in ADAPT:
-            raise ConfigError(f"adapt must be one of {', '.join(ADAPT)}, got {self.adapt!r}.")
-        check_policy(self.invalid)
-        positive = ("shots", "query_size", "draws", "eval_batch_size", "baseline_batch_size", "pretrain_batch_size")
-        for key in positive:
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}.")
-        for key in ("episodes", "tasks_per_episode", "inner_steps", "inner_steps_test", "baseline_steps",
-                    "finetune_steps", "pretrain_epochs"):
-            if getattr(self, key) < 0:
-                raise ConfigError(f"{key} must not be negative, got {getattr(self, key)}.")
-        for key in ("inner_lr", "outer_lr_gnn", "outer_lr_head", "baseline_lr", "finetune_lr", "pretrain_lr"):
-            if not getattr(self, key) > 0:
-                raise ConfigError(f"{key} must be positive, got {getattr(self, key)}.")
-        if self.pos_weight is not None and not self.pos_weight > 0:
-            raise ConfigError(f"pos_weight must be positive or null (balance each query set), got {self.pos_weight}.")
-        if not 0.0 < self.mask_rate < 1.0:
-            raise ConfigError(f"mask_rate must be in (0, 1), got {self.mask_rate}.")
-        if not isinstance(self.model_args, dict):
-            raise ConfigError(f"model_args must be a mapping of model options, got {self.model_args!r}.")
-        fewshot_model_config(**self.model_args)
-
-    def to_dict(self) -> Dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-#: ``gnnformer fewshot --quick``: a smoke-scale run of the whole protocol in a few minutes.
-QUICK = {"episodes": 10, "tasks_per_episode": 3, "baseline_steps": 20, "draws": 5, "pretrain": ["none"]}
-
-
-def fewshot_config(values: Dict[str, Any]) -> FewShotConfig:
-    values = dict(values)
-    for key in ("methods", "pretrain", "pretrain_corpus"):  # "a,b" on the command line
-        if isinstance(values.get(key), str):
-            values[key] = [v.strip() for v in values[key].split(",") if v.strip()]
-    if isinstance(values.get("dataset"), str):
-        values["dataset"] = values["dataset"].lower()
-    return build_config(FewShotConfig, values, "few-shot")
-
-
-def reductions(cfg: FewShotConfig) -> List[str]:
-    out = []
-    if cfg.draws < FULL_DRAWS:
-        out.append(f"{cfg.draws} of {FULL_DRAWS} support draws per test task")
-    return out
-
-
-def protocol(cfg: FewShotConfig, data: FewShotData) -> str:
-    train = ", ".join(str(t.index) for t in data.train_tasks)
-    test = ", ".join(f"{t.index} {t.name}" for t in data.test_tasks)
-    order = "first-order" if cfg.first_order else "second-order"
-    per = "all" if cfg.tasks_per_episode <= 0 else str(min(cfg.tasks_per_episode, len(data.train_tasks)))
-    return (f"2-way {cfg.shots}-shot on {data.name} ({cfg.source}); meta-train tasks {train}; meta-test tasks {test}. "
-            f"Meta-training: {cfg.episodes} outer steps x {per} tasks, support {cfg.shots}+{cfg.shots}, query "
-            f"{cfg.query_size}, {cfg.inner_steps} inner SGD steps (lr {cfg.inner_lr:g}, {order}, adapt {cfg.adapt}). "
-            f"Meta-test: {cfg.draws} independent support draws per task, every other molecule of the task as query, "
-            f"{cfg.inner_steps_test} adaptation steps; ROC-AUC per draw, mean ± std over all draws (none dropped).")
-
-
-# ----------------------------------------------------------------------------- evaluation
-
-
-def evaluate(model, spec: AdaptSpec, data: FewShotData, draws: int, seed: int, batch_size: int = 256,
-             on_draw: Optional[Callable[[], None]] = None) -> Dict[str, List[float]]:
-    """ROC-AUC of every (test task, support draw); the draws depend on the seed only, not the model."""
-    from sklearn.metrics import roc_auc_score
-
-    model.eval()
-    tasks = data.test_tasks
-    for task in tasks:
-        check_task_fits(task, spec.shots)
-    emb, row = None, {}
-    if spec.adapt == "head":  # the GIN is not adapted: embed each molecule once
-        ids = pool_ids(tasks)
-        emb = embed_molecules(model, [data.molecules[i] for i in ids.tolist()], batch_size)
-        row = {int(m): r for r, m in enumerate(ids.tolist())}
-    results: Dict[str, List[float]] = {}
-    for task in tasks:
-        scores = []
-        for draw in range(draws):
-            gen = episode_generator(seed, 1_000 + task.index, draw)
-            ep = sample_episode(task, spec.shots, None, gen)
-            yq = ep.query_labels.numpy()
-            if emb is not None:
-                sup = emb[torch.tensor([row[int(m)] for m in ep.support_ids.tolist()])]
-                adapted = adapt_to_support(model, spec, sup, ep.support_labels, gen)
-                qry = emb[torch.tensor([row[int(m)] for m in ep.query_ids.tolist()])]
-                probs = torch.sigmoid(torch.cat([adapted.logits_from_features(qry[i:i + batch_size])
-                                                 for i in range(0, qry.size(0), batch_size)]))
-            else:
-                sup = collate([data.molecules[i] for i in ep.support_ids.tolist()])
-                adapted = adapt_to_support(model, spec, sup, ep.support_labels, gen)
-                probs = predict_molecules(adapted, [data.molecules[i] for i in ep.query_ids.tolist()], batch_size)
-            scores.append(float(roc_auc_score(yq, probs.numpy())))
-            if on_draw is not None:
-                on_draw()
-        results[task.name] = scores
-    return results
-
-
-def summarise(results: Dict[str, List[float]]) -> Dict[str, Any]:
-    per_task = {name: {"mean": float(np.mean(v)), "std": float(np.std(v)), "draws": len(v), "values": v}
-                for name, v in results.items()}
-    return {"per_task": per_task, "mean": float(np.mean([s["mean"] for s in per_task.values()]))}
-
-
-# ----------------------------------------------------------------------------- the run
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def spec_for(cfg: FewShotConfig, method: str) -> AdaptSpec:
-    if method == "finetune":
-        spec = AdaptSpec("finetune", cfg.adapt, cfg.finetune_steps, cfg.finetune_lr, cfg.shots)
-    else:
-        spec = AdaptSpec("maml", cfg.adapt, cfg.inner_steps_test, cfg.inner_lr, cfg.shots)
-    spec.validate()
-    return spec
 
 
 def schema_dict() -> Dict[str, Any]:
@@ -304,8 +114,6 @@ def run_fewshot(cfg: FewShotConfig, out_dir: str | Path, progress: bool = True,
     """Train and evaluate every (method, pre-training) pair; write metrics.json, per_task.csv,
     config.yaml, one checkpoint per pair under ``checkpoints/`` and its results under ``results/``
     (as soon as the pair is done, so that an interrupted run resumes; see ``resume``)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     cfg.validate()
     data = data if data is not None else load_tasks(cfg.dataset, cfg.data_root, cfg.source, cfg.invalid)
     for task in data.test_tasks:
@@ -315,15 +123,15 @@ def run_fewshot(cfg: FewShotConfig, out_dir: str | Path, progress: bool = True,
     model_cfg = fewshot_model_config(**cfg.model_args).to_dict()
     notes = list(data.notes)
     runs: List[Dict[str, Any]] = []
-    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[status]}"), TimeElapsedColumn()]
-    with Progress(*columns, disable=not progress, transient=False) as bar:
+    with Progress(enabled=progress) as bar:
         bars: Dict[str, Any] = {}
 
         def report(label: str, done: int, total: int, loss: Optional[float] = None) -> None:
-            if label not in bars:
-                bars[label] = bar.add_task(label, total=total, status="")
-            bar.update(bars[label], completed=done, status="" if loss is None else f"loss {loss:.3f}")
+            """Progress of one stage (``label``): ``done`` of ``total`` steps, the latest loss."""
+            task = bars.get(label) or bars.setdefault(label, bar.add(label, total))
+            task.advance(done - task.completed, status="" if loss is None else f"loss {loss:.3f}")
+            if done >= total:
+                task.done()
 
         encoders: Dict[str, Optional[dict]] = {"none": None}
         pretrain_info: Dict[str, Any] = {}
@@ -352,7 +160,7 @@ def run_fewshot(cfg: FewShotConfig, out_dir: str | Path, progress: bool = True,
                     model, kind, losses, t_train = previous
                     notes.append(f"{name}: model reused from {ckpt_path} (same training settings), evaluated again")
                 else:
-                    _seed_everything(cfg.seed)
+                    seed_everything(cfg.seed)
                     model, kind, losses = _train(cfg, method, model_cfg, data, encoders[variant], name, report)
                     t_train = round(time.perf_counter() - t0, 1)
                     t0 = time.perf_counter()

@@ -22,25 +22,15 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
+from torch_geometric.data import Batch, Data
 
+from ..datasets.molecules import TASK_NAMES
 from ..datasets.root import describe_root, find_child, resolve_data_root
 from ..errors import ConfigError, DataError
-from .featurize import Entry, MolGraph, _csv_rows, featurize_entries, read_task_json
+from .featurize import Entry, _csv_rows, featurize_entries, read_task_json
 
-TOX21_TASKS = ["NR-AR", "NR-AR-LBD", "NR-AhR", "NR-Aromatase", "NR-ER", "NR-ER-LBD", "NR-PPAR-gamma",
-               "SR-ARE", "SR-ATAD5", "SR-HSE", "SR-MMP", "SR-p53"]
-SIDER_TASKS = [
-    "Hepatobiliary disorders", "Metabolism and nutrition disorders", "Product issues", "Eye disorders",
-    "Investigations", "Musculoskeletal and connective tissue disorders", "Gastrointestinal disorders",
-    "Social circumstances", "Immune system disorders", "Reproductive system and breast disorders",
-    "Neoplasms benign, malignant and unspecified (incl cysts and polyps)",
-    "General disorders and administration site conditions", "Endocrine disorders",
-    "Surgical and medical procedures", "Vascular disorders", "Blood and lymphatic system disorders",
-    "Skin and subcutaneous tissue disorders", "Congenital, familial and genetic disorders",
-    "Infections and infestations", "Respiratory, thoracic and mediastinal disorders", "Psychiatric disorders",
-    "Renal and urinary disorders", "Pregnancy, puerperium and perinatal conditions",
-    "Ear and labyrinth disorders", "Cardiac disorders", "Nervous system disorders",
-    "Injury, poisoning and procedural complications"]
+TOX21_TASKS = list(TASK_NAMES["Tox21"])
+SIDER_TASKS = list(TASK_NAMES["SIDER"])
 
 #: name -> (task names, number of meta-training tasks; the rest, last in order, are meta-test tasks)
 DATASETS: Dict[str, Tuple[List[str], int]] = {"tox21": (TOX21_TASKS, 9), "sider": (SIDER_TASKS, 21)}
@@ -67,7 +57,7 @@ class FewShotTask:
 class FewShotData:
     name: str
     source: str
-    molecules: List[MolGraph]
+    molecules: List[Data]
     tasks: List[FewShotTask]
     num_train: int
     notes: List[str] = field(default_factory=list)
@@ -80,6 +70,10 @@ class FewShotData:
     @property
     def test_tasks(self) -> List[FewShotTask]:
         return self.tasks[self.num_train:]
+
+    def batch(self, ids: Tensor) -> Batch:
+        """The molecules of rows ``ids`` as one PyG ``Batch``, in that order."""
+        return Batch.from_data_list([self.molecules[i] for i in ids.tolist()])
 
 
 def _dataset_key(name: str) -> str:
@@ -155,7 +149,7 @@ def load_tasks(name: str, data_root: Optional[str] = None, source: str = "fewsho
     names, num_train = DATASETS[key]
     cache: dict = {}
     ids: Dict[str, int] = {}
-    molecules: List[MolGraph] = []
+    molecules: List[Data] = []
     tasks, notes, rejected = [], [], []
     for t, entries in enumerate(per_task):
         good, bad = featurize_entries(entries, invalid, cache)

@@ -1,0 +1,63 @@
+"""Meta-test evaluation: adapt to every support draw of every test task, score the rest, ROC-AUC.
+
+For each meta-test task and each of ``draws`` support sets (k positives + k negatives, drawn
+independently with a fixed seed per task and draw, identical for every method), the model is
+adapted to the support set and every other molecule of the task is scored; ROC-AUC per draw.
+Every draw counts: a task's result is the mean and standard deviation over all draws, and the
+mean over tasks is the mean of the task means.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Optional
+
+import torch
+
+from ..tasks.metrics import mean_std, roc_auc
+from .meta import AdaptSpec, adapt_to_support, embed_molecules, predict_molecules
+from .tasks import FewShotData, check_task_fits, episode_generator, pool_ids, sample_episode
+
+
+def evaluate(model, spec: AdaptSpec, data: FewShotData, draws: int, seed: int, batch_size: int = 256,
+             on_draw: Optional[Callable[[], None]] = None) -> Dict[str, List[float]]:
+    """ROC-AUC of every (test task, support draw); the draws depend on the seed only, not the model."""
+    model.eval()
+    tasks = data.test_tasks
+    for task in tasks:
+        check_task_fits(task, spec.shots)
+    emb, row = None, {}
+    if spec.adapt == "head":  # the GIN is not adapted: embed each molecule once
+        ids = pool_ids(tasks)
+        emb = embed_molecules(model, [data.molecules[i] for i in ids.tolist()], batch_size)
+        row = {int(m): r for r, m in enumerate(ids.tolist())}
+    results: Dict[str, List[float]] = {}
+    for task in tasks:
+        scores = []
+        for draw in range(draws):
+            gen = episode_generator(seed, 1_000 + task.index, draw)
+            ep = sample_episode(task, spec.shots, None, gen)
+            if emb is not None:
+                sup = emb[torch.tensor([row[int(m)] for m in ep.support_ids.tolist()])]
+                adapted = adapt_to_support(model, spec, sup, ep.support_labels, gen)
+                qry = emb[torch.tensor([row[int(m)] for m in ep.query_ids.tolist()])]
+                probs = torch.sigmoid(torch.cat([adapted.logits_from_features(qry[i:i + batch_size])
+                                                 for i in range(0, qry.size(0), batch_size)]))
+            else:
+                sup = data.batch(ep.support_ids)
+                adapted = adapt_to_support(model, spec, sup, ep.support_labels, gen)
+                probs = predict_molecules(adapted, [data.molecules[i] for i in ep.query_ids.tolist()], batch_size)
+            scores.append(roc_auc(probs, ep.query_labels))
+            if on_draw is not None:
+                on_draw()
+        results[task.name] = scores
+    return results
+
+
+def summarise(results: Dict[str, List[float]]) -> Dict[str, Any]:
+    """``{'per_task': {task: {'mean', 'std', 'draws', 'values'}}, 'mean': mean of the task means}``
+    (the layout of metrics.json; the statistics are ``mean_std``'s: population std, NaN left out)."""
+    per_task = {}
+    for name, values in results.items():
+        stats = mean_std(values)
+        per_task[name] = {"mean": stats["mean"], "std": stats["std"], "draws": len(values), "values": stats["values"]}
+    return {"per_task": per_task, "mean": mean_std([s["mean"] for s in per_task.values()])["mean"]}
+
