@@ -205,7 +205,8 @@ def fewshot(dataset, shots, config_file, data_root, seed, invalid, quick, out_di
     Writes metrics.json, per_task.csv, config.yaml and checkpoints/<method>-<pretrain>.pt.
     OVERRIDES are key=value settings, e.g. episodes=200 draws=30 adapt=all model.hidden=128.
     """
-    from .fewshot.run import QUICK, fewshot_config, results_table, run_fewshot
+    from .fewshot.run import results_table, run_fewshot
+    from .fewshot.settings import QUICK, fewshot_config
 
     values = merge_settings(config_file, dict(dataset=dataset, shots=shots, data_root=data_root, seed=seed,
                                               invalid=invalid), overrides, QUICK if quick else None)

@@ -36,10 +36,10 @@ from .featurize import ATOM_EMBEDDINGS, BOND_EMBEDDINGS, NUM_BOND_DIRECTIONS, NU
 from .meta import MetaSettings, meta_train
 from .model import create_fewshot_model, fewshot_model_config
 from .pretrain import cached_pretrained_encoder
-from .settings import QUICK, FewShotConfig, fewshot_config, protocol, reductions, spec_for
+from .settings import FewShotConfig, protocol, reductions, spec_for
 from .tasks import FewShotData, check_task_fits, load_tasks
 
-__all__ = ["run_fewshot", "results_table", "per_task_csv", "FewShotConfig", "fewshot_config", "QUICK"]
+__all__ = ["run_fewshot", "results_table", "per_task_csv"]
 
 CHECKPOINT_TASK = "fewshot_binary"
 
