@@ -73,8 +73,9 @@ class GraphModel(nn.Module):
 
     @classmethod
     def encodings(cls, cfg: ModelConfig) -> Dict[str, Any]:
-        """Positional/structural encodings the data needs (see ``gnnformer.nn.encodings``)."""
-        return {}
+        """Positional/structural encodings the data needs (see ``gnnformer.nn.encodings``): the
+        config's ``lap_pe`` eigenvectors and ``rwse`` random-walk steps, where it has them."""
+        return {"lap_pe": getattr(cfg, "lap_pe", 0), "rwse": getattr(cfg, "rwse", 0)}
 
     def embed(self, data) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

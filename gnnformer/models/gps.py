@@ -57,10 +57,6 @@ class GPS(GraphModel):
             for _ in range(cfg.layers)
         )
 
-    @classmethod
-    def encodings(cls, cfg: GPSConfig):
-        return {"lap_pe": cfg.lap_pe, "rwse": cfg.rwse}
-
     def embed(self, data) -> Tensor:
         h = self.encoder(data)
         edge_attr = self.edge_encoder(data.edge_attr) if self.edge_encoder is not None else None

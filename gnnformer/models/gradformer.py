@@ -70,7 +70,7 @@ class Gradformer(GPS):
 
     @classmethod
     def encodings(cls, cfg: GradformerConfig):
-        return {"lap_pe": cfg.lap_pe, "rwse": cfg.rwse, "spd": True}
+        return {**super().encodings(cfg), "spd": True}
 
     def decay_mask(self, data) -> Tensor:
         """``[B, H, Nmax, Nmax]`` multiplicative mask in :func:`to_dense_batch` layout."""

@@ -76,10 +76,6 @@ class Transformer(GraphModel):
             for _ in range(cfg.layers)
         )
 
-    @classmethod
-    def encodings(cls, cfg: TransformerConfig):
-        return {"lap_pe": cfg.lap_pe, "rwse": cfg.rwse}
-
     def embed(self, data) -> Tensor:
         h = self.encoder(data)
         batch = getattr(data, "batch", None)
