@@ -430,13 +430,19 @@ def main() -> None:
         print(f"wrote BENCHMARKS.md and {PLOT.relative_to(ROOT)}")
 
 
-def report(args, sizes, modes, results, generated, peak, load_before, load_after) -> str:
+def machine_line(load_before: float | None, load_after: float | None) -> str:
+    """This machine, torch's version and threads, and the other CPU load around the run."""
     import torch
 
     machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
                f"{torch.get_num_threads()} threads")
     if load_before is not None and load_after is not None:
         machine += f"; other CPU load just before / after the run: {load_before:.0%} / {load_after:.0%}"
+    return machine
+
+
+def report(args, sizes, modes, results, generated, peak, load_before, load_after) -> str:
+    machine = machine_line(load_before, load_after)
     command = "python benchmarks/bench_difformer_scaling.py" + (
         f" --sizes {args.sizes}" if args.sizes != DEFAULT_SIZES else "") + (
         f" --modes {args.modes}" if args.modes != ",".join(MODES) else "") + (

@@ -1,7 +1,5 @@
 """DIFFormer: the diffusion attention against a direct O(N^2) computation, locality within graphs,
 the linear path's memory, GCN propagation, the registered models and the SGFormer peer."""
-import time
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -121,10 +119,14 @@ class _LargestTensor(TorchDispatchMode):
 
 
 @pytest.mark.parametrize("sizes", [[3000], [7, 900, 13, 1000, 1080]])
-def test_simple_kernel_never_builds_an_n_by_n_tensor(sizes):
+@pytest.mark.parametrize("fast", [True, False])
+def test_simple_kernel_never_builds_an_n_by_n_tensor(sizes, fast):
     x, batch = _batch(sizes=sizes, channels=16, dtype=torch.float32)
     x.requires_grad_()
     model = gnnformer.create_model("difformer-s", in_channels=16, out_channels=3, hidden=16, layers=2, heads=2)
+    model.blocked = fast  # one graph: the blocked step, or attention + propagation through autograd
+    for conv in model.convs:
+        conv.fused = fast
     n = x.size(0)
     ei = torch.randint(0, n, (2, 4 * n))
     ei = ei[:, batch[ei[0]] == batch[ei[1]]]  # edges within graphs
@@ -134,14 +136,6 @@ def test_simple_kernel_never_builds_an_n_by_n_tensor(sizes):
     with _LargestTensor() as spy:
         model(data).sum().backward()
     assert spy.largest < n * n // 4, spy.largest  # every tensor is O(N): [N, C], [N, H, C], [chunk, H, C, C]
-
-
-def test_simple_kernel_is_linear_time_on_twenty_thousand_nodes():
-    conv = DIFFormerConv(32, 1, kernel="simple")
-    x = torch.randn(20000, 32, requires_grad=True)
-    t0 = time.perf_counter()
-    conv(x).sum().backward()
-    assert time.perf_counter() - t0 < 2.0  # an N x N float matrix alone would be 1.6 GB
 
 
 def test_gcn_propagate_matches_gcnconv_normalisation_and_caches():
@@ -241,7 +235,7 @@ def test_defaults_and_config_errors():
     bad = [({"alpha": 0.0}, "alpha"), ({"alpha": 1.5}, "alpha"), ({"graph_weight": 2.0}, "graph_weight"),
            ({"qk_norm": "none"}, "qk_norm"), ({"norm": "group"}, "norm"), ({"heads": 0}, "heads"),
            ({"feature_norm": "l2"}, "feature_norm"),
-           ({"kernel": "sigmoid"}, "no option")]
+           ({"kernel": "sigmoid"}, "Unknown option")]
     for opts, match in bad:
         with pytest.raises(ConfigError, match=match):
             gnnformer.create_model("difformer-s", in_channels=3, out_channels=2, **opts)

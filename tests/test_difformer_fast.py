@@ -1,4 +1,4 @@
-"""DIFFormer-s's large-graph paths against the generic autograd computation: the fused attention,
+"""DIFFormer-s's large-graph kernels against the plain autograd computation: the fused attention,
 the row-blocked step with its written-out backward, the blocked LayerNorm + dropout, the faster
 dropout and the counting-sort adjacency."""
 import itertools
@@ -10,12 +10,15 @@ import gnnformer
 from gnnformer.datasets.synthetic import large_sbm
 from gnnformer.nn import DIFFormerConv
 from gnnformer.nn import difformer as D
+from gnnformer.nn import difformer_kernels as K
+from gnnformer.nn import dropout as DR
 
 
 @pytest.fixture
 def small_blocks(monkeypatch):
     """Blocks of a few rows, so that every blocked loop runs several times on small inputs."""
-    monkeypatch.setattr(D, "_BLOCK_ELEMENTS", 48)
+    monkeypatch.setattr(K, "BLOCK_ELEMENTS", 48)
+    monkeypatch.setattr(DR, "BLOCK_ELEMENTS", 48)
 
 
 def _graph(n=37, m=120, seed=0):
@@ -57,7 +60,7 @@ def test_blocked_step_matches_attention_plus_propagation(small_blocks, heads, us
     z = torch.randn(n, 4, dtype=torch.float64, requires_grad=True)
     adj = D.normalized_adjacency(ei, n, dtype=torch.float64) if graph else None
     r_a, r_p, r_z = coef
-    out = D.blocked_simple_step(z, conv, adj, r_a, r_p, r_z)
+    out = K.blocked_simple_step(z, conv, adj, r_a, r_p, r_z)
     conv.fused = False
     attn, values = conv(z, return_values=True)
     ref = r_a * attn + r_z * z + (r_p * D.gcn_propagate(values, ei, n) if graph else 0.0)
@@ -68,7 +71,7 @@ def test_blocked_step_matches_attention_plus_propagation(small_blocks, heads, us
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b)
     if heads == 2 and r_z:
-        assert torch.autograd.gradcheck(lambda t: D.blocked_simple_step(t, conv, adj, r_a, r_p, r_z), (z,))
+        assert torch.autograd.gradcheck(lambda t: K.blocked_simple_step(t, conv, adj, r_a, r_p, r_z), (z,))
 
 
 @pytest.mark.parametrize("opts", [{}, {"heads": 2, "use_weight": True}, {"graph_weight": 0.3},
@@ -83,8 +86,7 @@ def test_model_blocked_path_equals_generic_path_in_training(small_blocks, opts):
         torch.manual_seed(0)
         model = gnnformer.create_model("difformer-s", in_channels=6, out_channels=3, layers=2, hidden=8,
                                        dropout=0.0, **opts).double()
-        for conv in model.convs:
-            conv.fused = fused
+        model.blocked = fused
         out = model(data)
         loss = torch.nn.functional.cross_entropy(out, data.y)
         return out, torch.autograd.grad(loss, list(model.parameters()))
@@ -106,11 +108,11 @@ def test_blocked_layer_norm_dropout(small_blocks, relu, p):
 
     def f(t, w, b):
         torch.manual_seed(5)  # the same mask every call
-        return D._BlockedLayerNormDropout.apply(t, w, b, 1e-5, p, relu)
+        return DR._BlockedLayerNormDropout.apply(t, w, b, 1e-5, p, relu)
 
     assert torch.autograd.gradcheck(f, (x, ln.weight, ln.bias))
     ref = ln(x).relu() if relu else ln(x)
-    torch.testing.assert_close(D.norm_dropout(x, ln, p, training=False, relu=relu), ref)
+    torch.testing.assert_close(DR.norm_dropout(x, ln, p, training=False, relu=relu), ref)
     out = f(x, ln.weight, ln.bias)
     kept = out != 0
     torch.testing.assert_close(out[kept], (ref * (1 / (1 - p)))[kept], rtol=1e-4, atol=1e-6)
@@ -119,7 +121,7 @@ def test_blocked_layer_norm_dropout(small_blocks, relu, p):
 def test_dropout_rate_scale_seed_and_gradient():
     torch.manual_seed(0)
     x = torch.randn(400, 500, requires_grad=True)
-    y = D.dropout(x * 1.0, 0.2, training=True, inplace=True)
+    y = DR.fast_dropout(x * 1.0, 0.2, training=True, inplace=True)
     dropped = float((y == 0).double().mean())
     assert abs(dropped - 0.2) < 0.005
     scale = 65536 / (65536 - round(0.2 * 65536))
@@ -128,28 +130,34 @@ def test_dropout_rate_scale_seed_and_gradient():
     y.sum().backward()
     torch.testing.assert_close(x.grad, kept.float() * scale)
     torch.manual_seed(3)
-    a = D.dropout(x.detach(), 0.5, True)
+    a = DR.fast_dropout(x.detach(), 0.5, True)
     torch.manual_seed(3)
-    b = D.dropout(x.detach(), 0.5, True)
+    b = DR.fast_dropout(x.detach(), 0.5, True)
     assert torch.equal(a, b)
-    assert D.dropout(x, 0.5, training=False) is x
-    r = D.dropout(x.detach(), 0.5, True, relu=True)
+    assert DR.fast_dropout(x, 0.5, training=False) is x
+    r = DR.fast_dropout(x.detach(), 0.5, True, relu=True)
     assert bool((r >= 0).all()) and bool((r[x.detach() <= 0] == 0).all())
 
 
-def test_counting_sort_adjacency_matches_sorting_one():
+def _dense_gcn_matrix(ei, n):
+    """A_hat by the definition: self loops replaced by one per node, in-degree normalisation, row = target."""
+    src, dst = ei
+    keep = src != dst
+    loop = torch.arange(n)
+    s, d = torch.cat([src[keep], loop]), torch.cat([dst[keep], loop])
+    dinv = torch.bincount(d, minlength=n).double().pow(-0.5)
+    return torch.zeros(n, n, dtype=torch.float64).index_put_((d, s), dinv[s] * dinv[d], accumulate=True)
+
+
+@pytest.mark.parametrize("scipy", [True, False])
+def test_normalized_adjacency_matches_definition(monkeypatch, scipy):
+    monkeypatch.setattr(D, "SCIPY_ADJACENCY", scipy)
     n = 30
     for ei in (_graph(n), torch.randint(0, n, (2, 90)), torch.empty(2, 0, dtype=torch.long)):
         a, a_t = D.normalized_adjacency(ei, n, dtype=torch.float64)
-        src, dst = ei
-        keep = src != dst
-        loop = torch.arange(n)
-        s, d = torch.cat([src[keep], loop]), torch.cat([dst[keep], loop])
-        dinv = torch.bincount(d, minlength=n).double().pow(-0.5)
-        ref = D._csr(d, s, dinv[s] * dinv[d], n)
-        torch.testing.assert_close(a.to_dense(), ref.to_dense())
-        torch.testing.assert_close(a_t.to_dense(), ref.to_dense().t())
-        assert a.col_indices().dtype == torch.int32
+        ref = _dense_gcn_matrix(ei, n)
+        torch.testing.assert_close(a.to_dense(), ref)
+        torch.testing.assert_close(a_t.to_dense(), ref.t())
         only, none = D.normalized_adjacency(ei, n, dtype=torch.float64, transpose=False)
         assert none is None and torch.equal(only.to_dense(), a.to_dense())
     sym = _graph(n)[:, :-3]

@@ -52,12 +52,12 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from ..nn.difformer import (QK_NORMS, DIFFormerConv, blocked_simple_step, cached_adjacency, gcn_propagate,
-                            norm_dropout, row_blocks_of)
+from ..nn.difformer import QK_NORMS, DIFFormerConv, cached_adjacency, gcn_propagate
+from ..nn.difformer_kernels import blocked_simple_step, chunked_attention, row_blocks_of
+from ..nn.dropout import norm_dropout
 from ..nn.transformer_layer import NORMS, make_norm
 from ..registry import MODELS
 from .base import GraphModel, ModelConfig, check_feature_norm, normalise_features
-
 
 
 @dataclass
@@ -108,6 +108,11 @@ class DIFFormerAConfig(DIFFormerConfig):
 class DIFFormer(GraphModel):
     Config = DIFFormerConfig
 
+    #: Whether DIFFormer-s steps on one graph (node-normalised q/k) run as
+    #: :func:`~gnnformer.nn.difformer_kernels.blocked_simple_step`; ``False`` forces attention +
+    #: :func:`~gnnformer.nn.difformer.gcn_propagate` + residual through autograd (same values).
+    blocked: bool = True
+
     def __init__(self, cfg: DIFFormerConfig) -> None:
         super().__init__(cfg)
         self.encoder = nn.Linear(cfg.in_channels, cfg.hidden)
@@ -156,13 +161,13 @@ class DIFFormer(GraphModel):
         return z
 
     def _blocked(self, z: Tensor, batch: Optional[Tensor]) -> bool:
-        """Whether every step can run as :func:`~gnnformer.nn.difformer.blocked_simple_step`: one
+        """Whether every step runs as :func:`~gnnformer.nn.difformer_kernels.blocked_simple_step`: one
         graph, DIFFormer-s with node-normalised queries and keys (the large-graph path)."""
-        if z.size(0) == 0 or self.cfg.kernel != "simple":
+        if not self.blocked or z.size(0) == 0 or self.cfg.kernel != "simple":
             return False
         if batch is not None and batch.numel() and not bool((batch == batch[0]).all()):
             return False
-        return all(conv.fused and conv.qk_norm == "node" for conv in self.convs)
+        return all(conv.qk_norm == "node" for conv in self.convs)
 
     def _step_weights(self) -> tuple:
         """``(r_a, r_p, r_z)``: a step is ``r_a Attn(z) + r_p A_hat V + r_z z``."""
@@ -190,8 +195,6 @@ class DIFFormer(GraphModel):
         may stay on the CPU while the model is on a GPU: chunks are moved as needed. Graph-level
         models, or batches of several graphs, run ``self(data)``.
         """
-        from ..nn.difformer import chunked_attention
-
         cfg = self.cfg
         was_training = self.training
         self.eval()
