@@ -15,8 +15,9 @@ BENCHMARKS.md (and the raw figures to benchmarks/results/difformer_ablation/).
   paths change (the ratio of two growths is the memory gain)
 - a path is kept when, at the largest size, it gains at least ``KEEP_RATIO`` (1.3x) in time or in
   memory over its plain counterpart (see ``COMPARISONS``); otherwise it goes
-- inference: ``model.inference(data, chunk)`` (chunked, no autograd) against ``model(data)`` in
-  eval mode under ``torch.no_grad()``, for difformer-s at every size and difformer-a at the smallest
+- inference: difformer-a's ``model.inference(data, chunk)`` (``chunk`` queries at a time, no
+  autograd) against ``model(data)`` in eval mode under ``torch.no_grad()``, at the smallest size
+- deleted paths: their figures are read back from the stored run they were decided on (``STORED``)
 - dropout: the mask variants alone on a ``[N, 64]`` tensor (forward + backward)
 
     python benchmarks/bench_difformer_ablation.py [--sizes 1e4,1e5,1e6] [--steps 2] [--jobs 2] [--no-write]
@@ -53,44 +54,49 @@ DEFAULT_SIZES = "1e4,1e5,1e6"
 
 #: The fast paths a configuration can switch off (all on = the library's default).
 PATHS = {
-    "blocked": "blocked DIFFormer-s step (attention + propagation + residual, written-out backward)",
-    "fused": "fused simple attention (DIFFormerConv on one graph, written-out backward)",
-    "fused_by_blocked": "DIFFormerConv on one graph by the blocked kernel instead of the fused one",
-    "spmm_t": "propagation with a prepared A^T for the backward (torch transposes A otherwise)",
-    "norm_dropout": "blocked LayerNorm + ReLU + dropout",
-    "dropout": "dropout mask from 16-bit random slices, fused ReLU, in place",
+    "blocked": "blocked DIFFormer-s step of the model (attention + propagation + residual, written-out backward)",
+    "conv_blocked": "DIFFormerConv on one graph through the blocked kernel (its attention term only)",
+    "dropout": "fast dropout: 16-bit mask slices, ReLU fused, in place",
     "adjacency": "normalised adjacency by SciPy counting sorts, 32-bit indices",
-    "inference": "chunked inference of difformer-s (model.inference)",
-    "inference_a": "chunked inference of difformer-a (model.inference)",
+    "inference_a": "DIFFormer-a inference, `rows x N` scores at a time (`model.inference`)",
 }
-#: name -> (paths switched off, dropout variant where a plain LayerNorm runs, attention variant).
+#: name -> (paths switched off, dropout after the norms: 'fast' or 'plain').
 CONFIGS = {
-    "fast": (set(), None, None),
-    "unblocked, plain attention": ({"blocked", "fused"}, None, None),
-    "unblocked, plain A^T": ({"blocked", "spmm_t"}, None, None),
-    "unblocked, blocked-kernel attention, plain A^T": ({"blocked", "spmm_t"}, None, "blocked"),
-    "unblocked, plain attention and A^T": ({"blocked", "fused", "spmm_t"}, None, None),
-    "LayerNorm, then fast dropout": ({"norm_dropout"}, "int16", None),
-    "LayerNorm, then F.dropout": ({"norm_dropout", "dropout"}, "plain", None),
-    "PyG adjacency": ({"adjacency"}, None, None),
-    "plain": (set(PATHS), "plain", None),
+    "fast": (set(), "fast"),
+    "unblocked": ({"blocked"}, "fast"),
+    "unblocked, plain attention": ({"blocked", "conv_blocked"}, "fast"),
+    "F.dropout": ({"dropout"}, "plain"),
+    "PyG adjacency": ({"adjacency"}, "fast"),
+    "plain": ({"blocked", "conv_blocked", "dropout", "adjacency"}, "plain"),
 }
 #: path -> (configuration with it, configuration with its plain counterpart instead, what is compared).
 COMPARISONS = {
-    "blocked": ("fast", "unblocked, plain attention and A^T", "training step"),
-    "fused": ("unblocked, plain A^T", "unblocked, plain attention and A^T", "training step"),
-    "fused_by_blocked": ("unblocked, blocked-kernel attention, plain A^T", "unblocked, plain attention and A^T",
-                         "training step"),
-    "spmm_t": ("unblocked, plain attention", "unblocked, plain attention and A^T", "training step"),
-    "norm_dropout": ("fast", "LayerNorm, then F.dropout", "training step"),
-    "dropout": ("LayerNorm, then fast dropout", "LayerNorm, then F.dropout", "training step"),
+    "blocked": ("fast", "unblocked, plain attention", "training step"),
+    "conv_blocked": ("unblocked", "unblocked, plain attention", "training step"),
+    "dropout": ("fast", "F.dropout", "training step"),
     "adjacency": ("fast", "PyG adjacency", "adjacency build"),
-    "inference": ("inference", "inference, plain", "inference"),
     "inference_a": ("inference -a", "inference -a, plain", "inference"),
 }
-INFERENCE = {"inference": ("difformer-s", True), "inference, plain": ("difformer-s", False),
-             "inference -a": ("difformer-a", True), "inference -a, plain": ("difformer-a", False)}
-A_CHUNK = 1000  # rows per chunk of difformer-a's chunked inference (chunk x N scores)
+INFERENCE = {"inference -a": ("difformer-a", True), "inference -a, plain": ("difformer-a", False)}
+
+#: The run, with every fast path of the time still in place, that the deleted paths were decided
+#: on (``git checkout <its commit> && python benchmarks/bench_difformer_ablation.py`` repeats it).
+STORED = RESULTS / "2026-12-03-590cf02.json"
+#: Deleted paths: (configuration with it, plain counterpart, what, why) in the stored run's names.
+DELETED = {
+    "fused simple attention (DIFFormerConv on one graph, its own written-out backward)": (
+        "unblocked, plain A^T", "unblocked, plain attention and A^T", "training step",
+        "replaced by the blocked kernel, as fast with 2.2x less memory (`unblocked, blocked-kernel attention, "
+        "plain A^T`: 20.1 CPU s, 1950 MiB against 20.8 CPU s, 4294 MiB): one written-out backward, not two"),
+    "propagation with a prepared A^T for the backward": (
+        "unblocked, plain attention", "unblocked, plain attention and A^T", "training step", "under 1.3x"),
+    "blocked LayerNorm + ReLU + dropout": (
+        "fast", "LayerNorm, then fast dropout", "training step",
+        "under 1.3x over a plain LayerNorm and the fast dropout (which alone gives most of its 1.50x memory "
+        "gain over LayerNorm + F.dropout)"),
+    "DIFFormer-s chunked inference (`model.inference`)": (
+        "inference", "inference, plain", "inference", "under 1.3x: its no-grad forward pass is as lean"),
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -98,47 +104,32 @@ A_CHUNK = 1000  # rows per chunk of difformer-a's chunked inference (chunk x N s
 
 
 def dropout_variant(name: str):
-    """``f(x, p, training, relu, inplace)``: dropout (after a ReLU) with one of the mask variants:
+    """``f(x, p, training, inplace, relu)``: dropout (after a ReLU) with one of the mask variants:
     ``F.dropout`` (Bernoulli), a float mask from ``uniform_``, or the library's 16-bit slices."""
     import torch
     import torch.nn.functional as F
 
     from gnnformer.nn.dropout import fast_dropout
 
-    def plain(x, p, training, relu=False, inplace=False):
+    def plain(x, p, training, inplace=False, relu=False):
         return F.dropout(torch.relu(x) if relu else x, p, training)
 
-    def uniform(x, p, training, relu=False, inplace=False):
+    def uniform(x, p, training, inplace=False, relu=False):
         x = torch.relu(x) if relu else x
         return x * torch.empty_like(x).uniform_().ge_(p).mul_(1.0 / (1.0 - p)) if training and p > 0 else x
 
-    return {"plain": plain, "uniform": uniform, "int16": fast_dropout}[name]
+    return {"plain": plain, "uniform": uniform, "fast": fast_dropout}[name]
 
 
-def configure(model, off: set, dropout: str | None, attention: str | None) -> None:
+def configure(model, off: set, dropout: str) -> None:
     """Switch the paths in ``off`` to their plain counterparts for ``model`` (this process only)."""
     from gnnformer.models import difformer as M
     from gnnformer.nn import difformer as D
-    from gnnformer.nn import difformer_kernels as K
 
     model.blocked = "blocked" not in off
     for conv in model.convs:
-        conv.fused = "fused" not in off
-    if attention == "blocked":
-        def attention_by_blocked_kernel(conv, x, return_values=False):
-            out = K.blocked_simple_step(x, conv, None, 1.0, 0.0, 0.0)
-            return (out, x if conv.v is None else conv.values(x).mean(dim=1)) if return_values else out
-
-        D.fused_simple_attention = attention_by_blocked_kernel
-    if "spmm_t" in off:
-        D.sparse_matmul = lambda a, a_t, x: a @ x
-    if "norm_dropout" in off:
-        drop = dropout_variant(dropout)
-
-        def norm_dropout(x, norm, p, training, relu=False, inplace=False):
-            return drop(norm(x), p, training, relu=relu, inplace=inplace)
-
-        M.norm_dropout = norm_dropout
+        conv.blocked = "conv_blocked" not in off
+    M.fast_dropout = dropout_variant(dropout)
     D.SCIPY_ADJACENCY = "adjacency" not in off
 
 
@@ -205,10 +196,10 @@ def child_inference(args) -> dict:
 
     name, chunked = INFERENCE[args.child]
     g = load_graph(args.graph)
-    res = {"nodes": g.num_nodes, "base_mib": rss_mib(), "chunk": A_CHUNK if name == "difformer-a" else args.chunk}
+    res = {"nodes": g.num_nodes, "base_mib": rss_mib(), "chunk": args.chunk}
     torch.manual_seed(0)
     model = create_model(name, in_channels=FEATURES, out_channels=CLASSES, level="node", **SIZE).eval()
-    build_adjacency(model, g, res, transpose=not chunked, cache="_full_adjacency" if chunked else "_adjacency")
+    build_adjacency(model, g, res, transpose=False, cache="_full_adjacency" if chunked else "_adjacency")
 
     def run():
         if chunked:
@@ -229,7 +220,7 @@ def child_dropout(args) -> dict:
 
     res = {}
     for relu in (False, True):
-        fns = {name: dropout_variant(name) for name in ("plain", "uniform", "int16")}
+        fns = {name: dropout_variant(name) for name in ("plain", "uniform", "fast")}
         times = {name: [] for name in fns}
         x = torch.randn(args.nodes, SIZE["hidden"], requires_grad=True)
         for _ in range(1 + args.steps * 3):
@@ -259,7 +250,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default=DEFAULT_SIZES, help="comma-separated node counts (1e6 or 1000000)")
     ap.add_argument("--steps", type=int, default=2, help="timed training steps after one warm-up step")
-    ap.add_argument("--chunk", type=int, default=100_000, help="nodes per chunk of difformer-s's chunked inference")
+    ap.add_argument("--chunk", type=int, default=1000, help="query rows per chunk of difformer-a's inference")
     ap.add_argument("--jobs", type=int, default=2, help="configurations measured at the same time")
     ap.add_argument("--threads", type=int, default=1, help="torch threads of every configuration")
     ap.add_argument("--quick", action="store_true", help="smoke test: sizes 2000,20000, one step, nothing written")
@@ -277,7 +268,7 @@ def main() -> None:
         print(json.dumps(child(args)))
         return
     if args.quick:
-        args.sizes, args.steps, args.chunk, args.no_write = "2000,20000", 1, 5000, True
+        args.sizes, args.steps, args.no_write = "2000,20000", 1, True
     sizes = [int(float(s)) for s in args.sizes.split(",")]
     load_before = background_load()
     started = time.perf_counter()
@@ -328,7 +319,7 @@ def _commit() -> str:
 def command_of(args) -> str:
     return "python benchmarks/bench_difformer_ablation.py" + "".join(
         f" --{key} {getattr(args, key)}" for key, default in (("sizes", DEFAULT_SIZES), ("steps", 2), ("jobs", 2),
-                                                             ("threads", 1), ("chunk", 100_000))
+                                                             ("threads", 1), ("chunk", 1000))
         if getattr(args, key) != default)
 
 
@@ -344,9 +335,12 @@ def ratios(fast: dict, plain: dict, what: str) -> tuple[float, float]:
     return statistics.median(plain["cpu"]) / statistics.median(fast["cpu"]), growth(plain) / growth(fast)
 
 
-def comparison_row(path: str, comparison: tuple, results: dict, sizes: list, note: str = "") -> tuple[str, bool]:
-    """One line of the decisions table and whether the path is kept (decided at the largest size measured)."""
+def comparison_row(label: str, comparison: tuple, results: dict, sizes: list, why: str | None = None,
+                   source: str = "") -> tuple[str, bool]:
+    """One line of the decisions table and whether the path is kept: decided at the largest size
+    measured, or deleted for ``why`` (``source``: which run the figures come from)."""
     fast, plain, what = comparison
+    compared = f"{what}: `{fast}` vs `{plain}`{source}"
     cells, last = [], None
     for n in sizes:
         f, p = results.get((n, fast)), results.get((n, plain))
@@ -355,17 +349,28 @@ def comparison_row(path: str, comparison: tuple, results: dict, sizes: list, not
             continue
         last = (n, *ratios(f, p, what))
         cells.append(f"{last[1]:.2f}x, {last[2]:.2f}x")
+    if why or last is None:
+        return f"| {label} | {compared} | " + " | ".join(cells) + f" | deleted: {why} |", False
     n, t, m = last
     keep = max(t, m) >= KEEP_RATIO
     decision = f"{'keep' if keep else 'delete'}: {max(t, m):.2f}x {'time' if t >= m else 'memory'} at {fmt_n(n)}"
-    return (f"| {PATHS[path]} | {what}: `{fast}` vs `{plain}` | " + " | ".join(cells)
-            + f" | {decision}{note} |"), keep
+    return f"| {label} | {compared} | " + " | ".join(cells) + f" | {decision} |", keep
+
+
+def stored_run() -> tuple[dict, str]:
+    """The results of the run in ``STORED``, keyed like this run's, and its commit."""
+    raw = json.loads(STORED.read_text())
+    results = {}
+    for key, value in raw["results"].items():
+        n, _, config = key.partition("|")
+        results[(int(n), config) if config else key] = value
+    return results, raw["commit"]
 
 
 def report(args, sizes, results, load_before, load_after, minutes) -> str:
     lines = [f"<!-- {MARK}:cpu -->", "## DIFFormer-s fast paths against the plain path: time and memory (cpu)", "",
              f"- date: {dt.date.today().isoformat()}; commit {_commit()}; machine: "
-             f"{machine_line(load_before, load_after)}; the run took {minutes:.0f} min",
+             f"{machine_line(load_before, load_after, args.threads)}; the run took {minutes:.0f} min",
              f"- command: `{command_of(args)}`",
              f"- workload: `difformer-s` on one `large_sbm` graph (~11 neighbours per node, {FEATURES} features, "
              f"{CLASSES} classes), 2 layers, {FEATURES} -> {SIZE['hidden']} hidden, 1 head, input graph on, dropout "
@@ -399,10 +404,15 @@ def report(args, sizes, results, load_before, load_after, minutes) -> str:
               + " | decision |", "|---|---|" + "---:|" * len(sizes) + "---|"]
     decisions = {}
     for path, comparison in COMPARISONS.items():
-        row, decisions[path] = comparison_row(path, comparison, results, sizes)
+        row, decisions[PATHS[path]] = comparison_row(PATHS[path], comparison, results, sizes)
+        lines.append(row)
+    stored, commit = stored_run()
+    for label, (*comparison, why) in DELETED.items():
+        row, decisions[label] = comparison_row(label, tuple(comparison), stored, sizes, why=why,
+                                               source=f" (run of {commit}, `{STORED.relative_to(ROOT)}`)")
         lines.append(row)
     inf_rows = []
-    for fast, plain in (("inference", "inference, plain"), ("inference -a", "inference -a, plain")):
+    for fast, plain in (("inference -a", "inference -a, plain"),):
         for n in sizes:
             f, p = results.get((n, fast)), results.get((n, plain))
             if f:
@@ -415,9 +425,20 @@ def report(args, sizes, results, load_before, load_after, minutes) -> str:
     lines += ["", f"Dropout alone (p = 0.2) on a `[{fmt_n(max(sizes))}, {SIZE['hidden']}]` tensor, forward + "
               f"backward, CPU ms, median of {args.steps * 3}: "
               + "; ".join(f"{label}: F.dropout {drop[key]['plain'] * 1e3:.0f}, uniform_ mask "
-                          f"{drop[key]['uniform'] * 1e3:.0f}, 16-bit slices {drop[key]['int16'] * 1e3:.0f}"
+                          f"{drop[key]['uniform'] * 1e3:.0f}, 16-bit slices {drop[key]['fast'] * 1e3:.0f}"
                           for key, label in (("dropout", "alone"), ("relu", "after a ReLU"))), ""]
-    lines += findings_lines([f"{PATHS[p]}: **{'kept' if k else 'deleted'}**" for p, k in decisions.items()])
+    overall = [(n, *ratios(results[(n, "fast")], results[(n, "plain")], "training step")) for n in sizes]
+    fastest = {key: min(drop[key], key=drop[key].get) for key in ("dropout", "relu")}
+    lines += findings_lines([
+        "All kept paths together against the plain path (`fast` vs `plain`, training step): "
+        + ", ".join(f"{fmt_n(n)}: {t:.2f}x CPU time, {m:.2f}x memory" for n, t, m in overall) + ".",
+        "Kept: " + "; ".join(label for label, k in decisions.items() if k) + ". Deleted: "
+        + "; ".join(label for label, k in decisions.items() if not k) + ".",
+        "Dropout masks: the fastest alone is " + {"plain": "F.dropout", "uniform": "the uniform_ float mask",
+                                                  "fast": "the 16-bit slices"}[fastest["dropout"]]
+        + ", after a ReLU " + {"plain": "F.dropout", "uniform": "the uniform_ float mask",
+                               "fast": "the 16-bit slices"}[fastest["relu"]]
+        + "; the library's one fast dropout (`gnnformer.nn.dropout.fast_dropout`) draws 16-bit slices."])
     return "\n".join(lines) + "\n"
 
 

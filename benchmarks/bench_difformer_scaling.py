@@ -430,12 +430,14 @@ def main() -> None:
         print(f"wrote BENCHMARKS.md and {PLOT.relative_to(ROOT)}")
 
 
-def machine_line(load_before: float | None, load_after: float | None) -> str:
-    """This machine, torch's version and threads, and the other CPU load around the run."""
+def machine_line(load_before: float | None, load_after: float | None, threads: int | None = None) -> str:
+    """This machine, torch's version and threads (this process's unless given), and the other CPU
+    load around the run."""
     import torch
 
+    threads = threads or torch.get_num_threads()
     machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-               f"{torch.get_num_threads()} threads")
+               f"{threads} thread{'s' if threads != 1 else ''}")
     if load_before is not None and load_after is not None:
         machine += f"; other CPU load just before / after the run: {load_before:.0%} / {load_after:.0%}"
     return machine

@@ -126,7 +126,7 @@ def test_simple_kernel_never_builds_an_n_by_n_tensor(sizes, fast):
     model = gnnformer.create_model("difformer-s", in_channels=16, out_channels=3, hidden=16, layers=2, heads=2)
     model.blocked = fast  # one graph: the blocked step, or attention + propagation through autograd
     for conv in model.convs:
-        conv.fused = fast
+        conv.blocked = fast
     n = x.size(0)
     ei = torch.randint(0, n, (2, 4 * n))
     ei = ei[:, batch[ei[0]] == batch[ei[1]]]  # edges within graphs

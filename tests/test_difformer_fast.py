@@ -1,6 +1,6 @@
-"""DIFFormer-s's large-graph kernels against the plain autograd computation: the fused attention,
-the row-blocked step with its written-out backward, the blocked LayerNorm + dropout, the faster
-dropout and the counting-sort adjacency."""
+"""The DIFFormer kernels against the plain autograd computation (values and gradients): the
+row-blocked step with its written-out backward (whole model steps, and DIFFormerConv on one
+graph), DIFFormer-a's chunked attention, the counting-sort adjacency; and the fast dropout."""
 import itertools
 
 import pytest
@@ -33,18 +33,18 @@ def _grads(out, inputs):
 
 
 @pytest.mark.parametrize("heads,use_weight", [(1, True), (1, False), (3, True), (2, False)])
-def test_fused_attention_matches_generic_path_and_gradcheck(heads, use_weight):
+def test_conv_on_one_graph_by_the_blocked_kernel_matches_plain_path_and_gradcheck(small_blocks, heads, use_weight):
     conv = DIFFormerConv(5, heads, use_weight=use_weight).double()
     x = torch.randn(23, 5, dtype=torch.float64, requires_grad=True)
     params = [x] + list(conv.parameters())
-    fused_out, fused_vals = conv(x, return_values=True)
-    conv.fused = False
+    fast_out, fast_vals = conv(x, return_values=True)
+    conv.blocked = False
     ref_out, ref_vals = conv(x, return_values=True)
-    torch.testing.assert_close(fused_out, ref_out)
-    torch.testing.assert_close(fused_vals, ref_vals)
+    torch.testing.assert_close(fast_out, ref_out)
+    torch.testing.assert_close(fast_vals, ref_vals)
     g = torch.randn_like(ref_out)
     ref = torch.autograd.grad((ref_out * g).sum() + ref_vals.sum(), params)
-    conv.fused = True
+    conv.blocked = True
     out, vals = conv(x, return_values=True)
     for a, b in zip(torch.autograd.grad((out * g).sum() + vals.sum(), params), ref):
         torch.testing.assert_close(a, b)
@@ -61,7 +61,7 @@ def test_blocked_step_matches_attention_plus_propagation(small_blocks, heads, us
     adj = D.normalized_adjacency(ei, n, dtype=torch.float64) if graph else None
     r_a, r_p, r_z = coef
     out = K.blocked_simple_step(z, conv, adj, r_a, r_p, r_z)
-    conv.fused = False
+    conv.blocked = False
     attn, values = conv(z, return_values=True)
     ref = r_a * attn + r_z * z + (r_p * D.gcn_propagate(values, ei, n) if graph else 0.0)
     torch.testing.assert_close(out, ref)
@@ -82,11 +82,13 @@ def test_model_blocked_path_equals_generic_path_in_training(small_blocks, opts):
     data = large_sbm(n, avg_degree=5, num_features=6, num_classes=3, seed=2)
     data.x = data.x.double()
 
-    def run(fused):
+    def run(blocked):
         torch.manual_seed(0)
         model = gnnformer.create_model("difformer-s", in_channels=6, out_channels=3, layers=2, hidden=8,
                                        dropout=0.0, **opts).double()
-        model.blocked = fused
+        model.blocked = blocked
+        for conv in model.convs:
+            conv.blocked = blocked
         out = model(data)
         loss = torch.nn.functional.cross_entropy(out, data.y)
         return out, torch.autograd.grad(loss, list(model.parameters()))
@@ -98,24 +100,14 @@ def test_model_blocked_path_equals_generic_path_in_training(small_blocks, opts):
         torch.testing.assert_close(a, b)
 
 
-@pytest.mark.parametrize("relu,p", [(False, 0.0), (True, 0.0), (False, 0.3), (True, 0.3)])
-def test_blocked_layer_norm_dropout(small_blocks, relu, p):
-    ln = torch.nn.LayerNorm(6).double()
+@pytest.mark.parametrize("heads,use_weight,qk_norm", [(1, False, "none"), (2, True, "none"), (2, False, "node")])
+def test_chunked_attention_matches_dense_sigmoid_attention(heads, use_weight, qk_norm):
+    conv = DIFFormerConv(6, heads, kernel="sigmoid", use_weight=use_weight, qk_norm=qk_norm).double()
+    x = torch.randn(50, 6, dtype=torch.float64)
     with torch.no_grad():
-        ln.weight.uniform_(0.5, 1.5)
-        ln.bias.uniform_(-0.5, 0.5)
-    x = torch.randn(40, 6, dtype=torch.float64, requires_grad=True)
-
-    def f(t, w, b):
-        torch.manual_seed(5)  # the same mask every call
-        return DR._BlockedLayerNormDropout.apply(t, w, b, 1e-5, p, relu)
-
-    assert torch.autograd.gradcheck(f, (x, ln.weight, ln.bias))
-    ref = ln(x).relu() if relu else ln(x)
-    torch.testing.assert_close(DR.norm_dropout(x, ln, p, training=False, relu=relu), ref)
-    out = f(x, ln.weight, ln.bias)
-    kept = out != 0
-    torch.testing.assert_close(out[kept], (ref * (1 / (1 - p)))[kept], rtol=1e-4, atol=1e-6)
+        dense = conv(x)
+    for rows in (1, 7, 50, 64):  # one query per chunk, several uneven chunks, all of them at once
+        torch.testing.assert_close(K.chunked_attention(conv, x, rows), dense)
 
 
 def test_dropout_rate_scale_seed_and_gradient():

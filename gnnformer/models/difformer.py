@@ -53,8 +53,8 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..nn.difformer import QK_NORMS, DIFFormerConv, cached_adjacency, gcn_propagate
-from ..nn.difformer_kernels import blocked_simple_step, chunked_attention, row_blocks_of
-from ..nn.dropout import norm_dropout
+from ..nn.difformer_kernels import blocked_simple_step, chunked_attention
+from ..nn.dropout import fast_dropout
 from ..nn.transformer_layer import NORMS, make_norm
 from ..registry import MODELS
 from .base import GraphModel, ModelConfig, check_feature_norm, normalise_features
@@ -129,10 +129,13 @@ class DIFFormer(GraphModel):
         self._full_adjacency: Dict[str, Any] = {}  # inference()'s, kept apart from mini-batch training's
 
     def embed(self, data) -> Tensor:
+        return self._embed(data.x, getattr(data, "edge_index", None), getattr(data, "batch", None), self._adjacency)
+
+    def _embed(self, x: Tensor, edge_index: Optional[Tensor], batch: Optional[Tensor], cache: Dict[str, Any],
+               rows: int = 0) -> Tensor:
+        """The node states after the last step; ``cache`` keeps the normalised adjacency, ``rows``
+        (inference, one graph) makes DIFFormer-a attend that many query nodes at a time."""
         cfg = self.cfg
-        x = data.x
-        batch = getattr(data, "batch", None)
-        edge_index = getattr(data, "edge_index", None)
         if cfg.use_graph and edge_index is None:
             raise ConfigError("DIFFormer with use_graph=true propagates over the input edges, but the data has "
                               "no edge_index; set model.use_graph=false for data without a graph.")
@@ -140,25 +143,33 @@ class DIFFormer(GraphModel):
         p_drop, training = self.dropout.p, self.training
         # In-place steps write only into tensors no backward needs (the output of the encoder's
         # norm or linear layer, of a propagation, of a fresh sum): one [N, C] pass and buffer less each.
-        z = norm_dropout(self.encoder(x), self.in_norm, p_drop, training, relu=True, inplace=True)
+        z = fast_dropout(self.in_norm(self.encoder(x)), p_drop, training, relu=True, inplace=True)
         blocked = self._blocked(z, batch)
         adjacency = None
-        if blocked and cfg.use_graph:
-            adjacency = cached_adjacency(edge_index, z.size(0), z.dtype, z.device, self._adjacency)
+        if blocked and cfg.use_graph:  # A_hat^T only when a backward may need it
+            adjacency = cached_adjacency(edge_index, z.size(0), z.dtype, z.device, cache,
+                                         transpose=torch.is_grad_enabled())
         for conv, norm in zip(self.convs, self.norms):
             if blocked:
                 p = blocked_simple_step(z, conv, adjacency, *self._step_weights())
             elif cfg.use_graph:
-                attn, values = conv(z, batch, return_values=True)
-                p = gcn_propagate(values, edge_index, z.size(0), cache=self._adjacency)
+                attn, values = self._attention(conv, z, batch, rows)
+                p = gcn_propagate(values, edge_index, z.size(0), cache=cache)
                 w = cfg.graph_weight
                 p = p.add_(attn) if w is None else p.mul_(w).add_(attn, alpha=1.0 - w)
             else:
-                p = conv(z, batch)  # may be a tensor the attention's backward keeps: not written to
+                p = self._attention(conv, z, batch, rows)[0]  # may be kept by its backward: not written to
             if cfg.use_residual and not blocked:
                 p = (p.mul_(cfg.alpha) if cfg.use_graph else p * cfg.alpha).add_(z, alpha=1.0 - cfg.alpha)
-            z = norm_dropout(p, norm, p_drop, training, inplace=blocked or cfg.norm != "none")
+            z = fast_dropout(norm(p), p_drop, training, inplace=blocked or cfg.norm != "none")
         return z
+
+    @staticmethod
+    def _attention(conv: DIFFormerConv, z: Tensor, batch: Optional[Tensor], rows: int) -> tuple[Tensor, Tensor]:
+        """``conv(z, batch, return_values=True)``; DIFFormer-a ``rows`` queries at a time when ``rows > 0``."""
+        if rows and conv.kernel == "sigmoid":
+            return chunked_attention(conv, z, rows), conv.mean_values(z)
+        return conv(z, batch, return_values=True)
 
     def _blocked(self, z: Tensor, batch: Optional[Tensor]) -> bool:
         """Whether every step runs as :func:`~gnnformer.nn.difformer_kernels.blocked_simple_step`: one
@@ -182,58 +193,24 @@ class DIFFormer(GraphModel):
 
     @torch.no_grad()
     def inference(self, data, chunk_size: int = 65536) -> Tensor:
-        r"""Node outputs of one whole graph in eval mode, layer by layer, ``chunk_size`` nodes at a time.
+        r"""Node outputs of one whole graph in eval mode, equal to ``self.eval()(data)`` up to float rounding.
 
-        Equal to ``self.eval()(data)`` up to float rounding, with memory bounded by a few
-        ``[N, hidden]`` buffers plus what one chunk needs: the encoder, norms and head run on
-        chunks of nodes; each step first accumulates the global sums of the attention
-        (:math:`\sum_j \tilde k_j v_j^\top`, :math:`\sum_j \tilde k_j`, :math:`\sum_j v_j`) over
-        chunks and then writes the chunks' outputs, the propagation reading the neighbours' values
-        from the previous layer's full ``[N, hidden]`` states through row blocks of the CSR
-        adjacency. DIFFormer-a (and ``qk_norm='graph'``) compute queries, keys and values for all
-        nodes and attend chunk by chunk (``chunk_size x N`` scores for DIFFormer-a). ``data.x``
-        may stay on the CPU while the model is on a GPU: chunks are moved as needed. Graph-level
-        models, or batches of several graphs, run ``self(data)``.
+        DIFFormer-a attends ``chunk_size`` query nodes at a time (``chunk_size x N`` scores, never
+        the ``N x N`` matrix: 5.4x less memory at :math:`10^4` nodes, BENCHMARKS.md). DIFFormer-s
+        runs its usual forward pass: without autograd it holds a few ``[N, hidden]`` tensors, and
+        chunking it measured no gain. The full graph's normalised adjacency is cached apart from
+        the one mini-batch training builds; ``data`` may stay on the CPU while the model is on a
+        GPU. Graph-level models, or batches of several graphs, run ``self(data)``.
         """
-        cfg = self.cfg
         was_training = self.training
         self.eval()
         try:
             batch = getattr(data, "batch", None)
-            if cfg.level != "node" or (batch is not None and batch.numel() and not bool((batch == batch[0]).all())):
+            if self.cfg.level != "node" or (batch is not None and batch.numel() and not bool((batch == batch[0]).all())):
                 return self(data)
-            device = next(self.parameters()).device
-            x = data.x
-            n, rows = x.size(0), max(1, int(chunk_size))
-            edge_index = getattr(data, "edge_index", None)
-            if cfg.use_graph and edge_index is None:
-                return self(data)  # raises the usual message
-            z = torch.empty(n, cfg.hidden, device=device, dtype=self.encoder.weight.dtype)
-            for s in range(0, n, rows):
-                xb = x[s:s + rows].to(device)
-                xb = normalise_features(xb, cfg.feature_norm)
-                z[s:s + rows] = torch.relu_(self.in_norm(self.encoder(xb)))
-            adjacency = None
-            if cfg.use_graph:  # A_hat only (no transpose: nothing flows backward)
-                adjacency = cached_adjacency(edge_index, n, z.dtype, device, self._full_adjacency, transpose=False)
-            r_a, r_p, r_z = self._step_weights()
-            blocked = self._blocked(z, None)
-            for conv, norm in zip(self.convs, self.norms):
-                if blocked:
-                    p = blocked_simple_step(z, conv, adjacency, r_a, r_p, r_z, block_rows=rows)
-                else:
-                    p, values = chunked_attention(conv, z, rows)
-                    p.mul_(r_a)
-                    if adjacency is not None:
-                        _add_propagation(p, adjacency[0], values, r_p, rows)
-                    del values
-                    if r_z:
-                        p.add_(z, alpha=r_z)
-                del z
-                for s in range(0, n, rows):
-                    p[s:s + rows] = norm(p[s:s + rows])
-                z = p
-            return torch.cat([self.head(z[s:s + rows]) for s in range(0, n, rows)]) if n else self.head(z)
+            x = data.x.to(next(self.parameters()).device)
+            return self.head(self._embed(x, getattr(data, "edge_index", None), None, self._full_adjacency,
+                                         rows=max(1, int(chunk_size))))
         finally:
             self.train(was_training)
 
@@ -241,12 +218,6 @@ class DIFFormer(GraphModel):
         super().reset_parameters()
         self._adjacency.clear()
         self._full_adjacency.clear()
-
-
-def _add_propagation(out: Tensor, a: Tensor, values: Tensor, weight: float, rows: int) -> None:
-    """``out += weight * (a @ values)``, block of rows by block of rows of the CSR ``a``."""
-    for (s, e), block in zip(row_blocks_of(out.size(0), rows), row_blocks_of(out.size(0), rows).csr(a)):
-        out[s:e].add_(block @ values, alpha=weight)
 
 
 @MODELS.register("difformer-s", "DIFFormer-s (Wu et al. 2023): linear all-pair diffusion attention + GCN propagation")

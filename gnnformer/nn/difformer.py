@@ -10,7 +10,9 @@ of a regularised energy; the two kernels give DIFFormer-s (linear, :math:`O(N)`)
 * :func:`gcn_propagate`: :math:`\hat A x` with :math:`\hat A = \hat D^{-1/2}(A + I)\hat D^{-1/2}`,
   on a cached sparse CSR matrix (never a dense :math:`N \times N` one).
 
-The faster kernels for one large graph (same values) are in :mod:`gnnformer.nn.difformer_kernels`.
+On one graph, DIFFormer-s (node-normalised q/k) takes a blocked kernel with its backward written
+out, and the adjacency is built by counting sorts on the CPU: the same values, faster and leaner
+(:mod:`gnnformer.nn.difformer_kernels`, measured in BENCHMARKS.md).
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import to_dense_batch, to_torch_csr_tensor
 
 from ..errors import ConfigError
-from .difformer_kernels import fused_simple_attention, sparse_matmul
+from .difformer_kernels import blocked_simple_step, scipy_adjacency
 
 KERNELS = ("simple", "sigmoid")
 QK_NORMS = {"simple": ("node", "graph"), "sigmoid": ("none", "node")}
@@ -86,10 +88,10 @@ class DIFFormerConv(nn.Module):
         qk_norm: ``'node'``, ``'graph'`` or ``'none'`` (see above); ``None`` = the kernel's default.
     """
 
-    #: Whether one graph under DIFFormer-s with node-normalised q/k takes
-    #: :func:`~gnnformer.nn.difformer_kernels.fused_simple_attention`; ``False`` forces the plain
-    #: autograd path below (same values).
-    fused: bool = True
+    #: Whether one graph under DIFFormer-s with node-normalised q/k runs through
+    #: :func:`~gnnformer.nn.difformer_kernels.blocked_simple_step` (its attention term only);
+    #: ``False`` forces the plain autograd path below (same values).
+    blocked: bool = True
 
     def __init__(self, channels: int, heads: int = 1, kernel: str = "simple", use_weight: bool = True,
                  qk_norm: Optional[str] = None) -> None:
@@ -120,6 +122,10 @@ class DIFFormerConv(nn.Module):
             return x.unsqueeze(1).expand(-1, self.heads, -1)
         return self.v(x).view(-1, self.heads, self.channels)
 
+    def mean_values(self, x: Tensor) -> Tensor:
+        r"""The head-averaged values :math:`\frac1H\sum_h v^h`, ``[N, C]`` (``x`` itself without ``W_V``)."""
+        return x if self.v is None else self.values(x).mean(dim=1)
+
     def forward(self, x: Tensor, batch: Optional[Tensor] = None, *, return_values: bool = False):
         r"""
         Args:
@@ -132,9 +138,10 @@ class DIFFormerConv(nn.Module):
             ``[N, C]`` (and the averaged values if asked).
         """
         N, H, C = x.size(0), self.heads, self.channels
-        if self.fused and N > 0 and self.kernel == "simple" and self.qk_norm == "node" \
+        if self.blocked and N > 0 and self.kernel == "simple" and self.qk_norm == "node" \
                 and (batch is None or bool((batch == batch[0]).all())):
-            return fused_simple_attention(self, x, return_values)
+            out = blocked_simple_step(x, self, None, 1.0, 0.0, 0.0)
+            return (out, self.mean_values(x)) if return_values else out
         q = self.q(x).view(N, H, C)
         k = self.k(x).view(N, H, C)
         v = self.values(x)
@@ -222,15 +229,15 @@ def _sigmoid(q: Tensor, k: Tensor, v: Tensor, batch: Optional[Tensor]) -> Tensor
 
 # --- GCN propagation on the input graph -------------------------------------------------------
 
-#: Whether the CPU builds the adjacency with SciPy's counting sorts (32-bit indices) rather than
-#: PyG's ``gcn_norm`` + ``to_torch_csr_tensor`` (same matrix).
+#: Whether the CPU builds the adjacency by counting sorts
+#: (:func:`~gnnformer.nn.difformer_kernels.scipy_adjacency`) rather than PyG's sort (same matrix).
 SCIPY_ADJACENCY = True
 
 
 def normalized_adjacency(edge_index: Tensor, num_nodes: int, dtype: torch.dtype = torch.float32,
                          device: Optional[torch.device] = None, transpose: bool = True) -> tuple[Tensor, Optional[Tensor]]:
     r"""``(A_hat, A_hat^T)`` as sparse CSR ``[N, N]`` matrices: :math:`\hat A = \hat D^{-1/2}(A + I)\hat D^{-1/2}`,
-    by PyG's :func:`~torch_geometric.nn.conv.gcn_conv.gcn_norm` (what ``GCNConv`` uses).
+    as PyG's :func:`~torch_geometric.nn.conv.gcn_conv.gcn_norm` (what ``GCNConv`` uses) gives it.
 
     Messages flow ``edge_index[0] -> edge_index[1]`` (row = target): existing self loops are
     replaced by one per node, :math:`\hat D` counts incoming edges (self loop included, so it is
@@ -239,7 +246,7 @@ def normalized_adjacency(edge_index: Tensor, num_nodes: int, dtype: torch.dtype 
     """
     device = device if device is not None else edge_index.device
     if device.type == "cpu" and SCIPY_ADJACENCY:
-        return _normalized_adjacency_cpu(edge_index, num_nodes, dtype, transpose)
+        return scipy_adjacency(edge_index, num_nodes, dtype, transpose)
     edge_index, weight = gcn_norm(edge_index.to(device=device, dtype=torch.long), None, num_nodes,
                                   add_self_loops=True, dtype=dtype)
     with warnings.catch_warnings():  # torch flags sparse CSR as beta on first use
@@ -252,45 +259,6 @@ def normalized_adjacency(edge_index: Tensor, num_nodes: int, dtype: torch.dtype 
             and torch.equal(a.values(), a_t.values()):
         a_t = a
     return a, a_t
-
-
-def _normalized_adjacency_cpu(edge_index: Tensor, n: int, dtype: torch.dtype,
-                              transpose: bool) -> tuple[Tensor, Optional[Tensor]]:
-    import numpy as np
-    import scipy.sparse as sp
-
-    ei = edge_index.detach().cpu().numpy()
-    src, dst = ei[0], ei[1]
-    keep = src != dst
-    if not keep.all():
-        src, dst = src[keep], dst[keep]
-    loop = np.arange(n, dtype=src.dtype)
-    row, col = np.concatenate([dst, loop]), np.concatenate([src, loop])
-    del src, dst, keep
-    np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
-    dinv = np.bincount(row, minlength=n).astype(np_dtype) ** np_dtype.type(-0.5)
-    weight = dinv[row] * dinv[col]
-    m = sp.csr_matrix((weight, (row, col)), shape=(n, n))  # counting sort by row; duplicates summed
-    del row, col, weight
-    m.sum_duplicates()  # sorted column indices, no repeats
-    a = _torch_csr(m)
-    if not transpose:
-        return a, None
-    mt = m.transpose().tocsr()  # counting sort by column
-    mt.sort_indices()
-    if np.array_equal(m.indptr, mt.indptr) and np.array_equal(m.indices, mt.indices) and np.array_equal(m.data, mt.data):
-        return a, a
-    return a, _torch_csr(mt)
-
-
-def _torch_csr(m) -> Tensor:
-    """A SciPy CSR matrix as a torch sparse CSR tensor (its arrays, 32-bit indices when they fit)."""
-    index = torch.int32 if max(m.nnz, m.shape[0]) < 2**31 - 1 else torch.long
-    crow = torch.from_numpy(m.indptr).to(index)
-    col = torch.from_numpy(m.indices).to(index)
-    with warnings.catch_warnings():  # torch flags sparse CSR as beta on first use
-        warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
-        return torch.sparse_csr_tensor(crow, col, torch.from_numpy(m.data), m.shape)
 
 
 def gcn_propagate(x: Tensor, edge_index: Tensor, num_nodes: int,
@@ -306,14 +274,10 @@ def gcn_propagate(x: Tensor, edge_index: Tensor, num_nodes: int,
     """
     if x.size(0) != num_nodes:
         raise ValueError(f"x has {x.size(0)} rows but num_nodes is {num_nodes}")
-    a, a_t = cached_adjacency(edge_index, num_nodes, x.dtype, x.device, cache)
-    if x.dim() == 1:
-        return sparse_matmul(a, a_t, x.unsqueeze(-1)).squeeze(-1)
+    a, _ = cached_adjacency(edge_index, num_nodes, x.dtype, x.device, cache, transpose=False)
     if x.dim() == 2:  # the result itself, not a view of it: callers may add into it in place
-        return sparse_matmul(a, a_t, x)
-    shape = x.shape
-    out = sparse_matmul(a, a_t, x.reshape(num_nodes, -1))
-    return out.view(shape)
+        return a @ x
+    return (a @ x.reshape(num_nodes, -1)).view(x.shape)
 
 
 def cached_adjacency(edge_index: Tensor, num_nodes: int, dtype: torch.dtype, device: torch.device,

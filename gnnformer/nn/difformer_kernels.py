@@ -1,16 +1,19 @@
-r"""DIFFormer-s kernels with their backward written out: the same functions as the plain PyTorch
-path of :mod:`gnnformer.nn.difformer`, computed with fewer passes over ``[N, C]`` memory.
+r"""The DIFFormer kernels that pay for themselves on one large graph: each computes the same
+function as the plain PyTorch path of :mod:`gnnformer.nn.difformer` (equal up to float rounding,
+tests/test_difformer_fast.py) and is kept because ``benchmarks/bench_difformer_ablation.py``
+measured it faster or leaner by at least 1.3x (figures: the ``bench_difformer_ablation`` section
+of BENCHMARKS.md, difformer-s training step, 2 layers, 64 hidden, ~11 neighbours per node):
 
-Each is equal to its plain counterpart up to float rounding (tests/test_difformer_fast.py) and
-is kept only because it pays; the gains are measured by ``benchmarks/bench_difformer_ablation.py``
-(the ``bench_difformer_ablation`` section of BENCHMARKS.md):
-
-* :func:`fused_simple_attention`: :class:`~gnnformer.nn.DIFFormerConv` on one graph (DIFFormer-s,
-  node-normalised q/k) as one function with its backward.
-* :func:`blocked_simple_step`: one whole step of the DIFFormer model (attention + propagation +
-  residual) on one graph, block of rows by block of rows.
-* :func:`chunked_attention`: the attention without autograd, chunk by chunk (inference).
-* :func:`sparse_matmul`: :math:`\hat A x` with a prepared :math:`\hat A^\top` for the backward.
+* :func:`blocked_simple_step`: one whole DIFFormer-s step of the model (attention + propagation +
+  residual) on one graph, block of rows by block of rows, its backward written out. Against
+  attention + propagation through autograd, at :math:`10^6` nodes: 2.3x faster, 3.1x less memory.
+  With only the attention term it also serves :class:`~gnnformer.nn.DIFFormerConv` on one graph
+  (1.6x faster, 2.6x less memory than the autograd attention).
+* :func:`chunked_attention`: DIFFormer-a's attention without autograd, ``rows`` queries at a time
+  (``rows x N`` scores instead of ``N x N``): 5.4x less memory for inference at :math:`10^4` nodes.
+* :func:`scipy_adjacency`: :math:`\hat A` (and :math:`\hat A^\top`) by SciPy's counting sorts with
+  32-bit indices, against PyG's ``gcn_norm`` + ``to_torch_csr_tensor`` (a sort, 64-bit indices):
+  built 4x faster, 3.4x smaller, at :math:`10^6` nodes.
 
 Notation: :math:`\tilde q = q / \lVert q\rVert` (per node and head), :math:`S = \sum_j \tilde k_j v_j^\top`,
 :math:`s = \sum_j \tilde k_j`, per-head output :math:`o_i = (\tilde q_i S + \sum_j v_j) / d_i` with
@@ -68,110 +71,6 @@ def _head_outputs(q: Tensor, kv: Tensor, ks: Tensor, vs: Tensor, n: int, den: Op
     if den is not None:
         den.copy_(d)
     return num.div_(d.clamp_min_(1e-12).unsqueeze(-1))
-
-
-class _FusedSimpleAttention(torch.autograd.Function):
-    r"""DIFFormer-s on one graph with node-normalised queries and keys, the Q/K(/V) projections
-    included, with the backward written out: ``(x, W_Q, b_Q, W_K, b_K, W_V, b_V, heads) ->
-    (head-mean attention [N, C], head-mean values [N, C])``; without value weights
-    (``W_V = b_V = None``: :math:`v = x`) only the attention is returned.
-
-    Computed with fewer passes over ``[N, C]`` memory than autograd's graph of the plain path: one
-    matmul for Q, K and V together, the normalisation and the division in place, plain 2-D
-    matmuls for one head, and a backward that keeps only ``x``, the (normalised) projections,
-    the per-head outputs and the ``[N, H]`` denominators (gradients: see the module docstring).
-    """
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, wq: Tensor, bq: Tensor, wk: Tensor, bk: Tensor, wv: Optional[Tensor],
-                bv: Optional[Tensor], heads: int):  # type: ignore[override]
-        N, C = x.shape
-        H = int(heads)
-        HC = H * C
-        weighted = wv is not None
-        ws, bs = [wq, wk] + ([wv] if weighted else []), [bq, bk] + ([bv] if weighted else [])
-        proj = torch.addmm(torch.cat(bs), x, torch.cat(ws).t())  # [N, 2HC or 3HC]: one pass over x
-        q, k = proj[:, :HC].view(N, H, C), proj[:, HC:2 * HC].view(N, H, C)
-        v = proj[:, 2 * HC:].view(N, H, C) if weighted else x.unsqueeze(1).expand(N, H, C)
-        q, rq = _normalized(q)  # in place, inside proj; norms [N, H, 1]
-        k, rk = _normalized(k)
-        if H == 1:  # plain matmuls on the strided [N, C] views, no head dimension to permute
-            q2, k2, v2 = q[:, 0], k[:, 0], v[:, 0]
-            kv = torch.mm(k2.t(), v2).unsqueeze(0)  # sum_j k_j v_j^T   [1, C, C]
-            ks = k2.sum(dim=0, keepdim=True)  # [1, C]
-            out = torch.addmm(v2.sum(dim=0), q2, kv[0]).unsqueeze(1)  # numerators [N, 1, C]
-            den = torch.mv(q2, ks[0]).add_(N).unsqueeze(1)  # [N, 1]
-        else:
-            kv = torch.einsum("nhm,nhd->hmd", k, v)  # [H, C, C]
-            ks = k.sum(dim=0)  # [H, C]
-            out = torch.einsum("nhm,hmd->nhd", q, kv).add_(v.sum(dim=0))  # [N, H, C]
-            den = torch.einsum("nhm,hm->nh", q, ks).add_(N)  # [N, H]
-        # den >= 0 since |q . k| <= 1; clamped (as the generic path does) only in degenerate cases
-        live = den > 1e-12
-        live = None if bool(live.all()) else live
-        den.clamp_min_(1e-12)
-        out.div_(den.unsqueeze(-1))
-        mean = out.view(N, C) if H == 1 else out.mean(dim=1)
-        ctx.save_for_backward(x, wq, wk, wv, proj, rq, rk, kv, ks, den, out)
-        ctx.heads, ctx.live, ctx.weighted = H, live, weighted
-        if not weighted:
-            return mean
-        values = v2.contiguous() if H == 1 else v.mean(dim=1)
-        return mean, values
-
-    @staticmethod
-    def backward(ctx: Any, g_mean: Optional[Tensor], g_values: Optional[Tensor] = None):  # type: ignore[override]
-        x, wq, wk, wv, proj, rq, rk, kv, ks, den, out = ctx.saved_tensors
-        H, weighted = ctx.heads, ctx.weighted
-        N, C = x.shape
-        HC = H * C
-        q, k = proj[:, :HC].view(N, H, C), proj[:, HC:2 * HC].view(N, H, C)
-        v = proj[:, 2 * HC:].view(N, H, C) if weighted else x.unsqueeze(1).expand(N, H, C)
-        if g_mean is None:
-            g_mean = x.new_zeros(N, C)
-        gd = g_mean.unsqueeze(1) / (den * H).unsqueeze(-1)  # dL/d(numerator) per head   [N, H, C]
-        g = (gd * out).sum(dim=-1)  # -dL/d(denominator)   [N, H]
-        if ctx.live is not None:
-            g.mul_(ctx.live)  # a clamped denominator passes no gradient
-        if H == 1:
-            q2, k2, v2, gd2, g1 = q[:, 0], k[:, 0], v[:, 0], gd[:, 0], g[:, 0]
-            dq = torch.mm(gd2, kv[0].t()).addr_(g1, ks[0], alpha=-1).unsqueeze(1)
-            d_kv = torch.mm(q2.t(), gd2)
-            dk = torch.addmm(torch.mv(q2.t(), g1).neg_(), v2, d_kv.t()).unsqueeze(1)
-            dv = torch.addmm(gd2.sum(dim=0), k2, d_kv).unsqueeze(1)
-        else:
-            dq = torch.einsum("nhd,hmd->nhm", gd, kv).addcmul_(g.unsqueeze(-1), ks.unsqueeze(0), value=-1)
-            d_kv = torch.einsum("nhm,nhd->hmd", q, gd)
-            dk = torch.einsum("nhd,hmd->nhm", v, d_kv).sub_(torch.einsum("nhm,nh->hm", q, g))
-            dv = torch.einsum("nhm,hmd->nhd", k, d_kv).add_(gd.sum(dim=0))
-        if g_values is not None:
-            dv.add_(g_values.unsqueeze(1), alpha=1.0 / H)
-        dq = _normalized_backward(dq, q, rq).reshape(N, HC)
-        dk = _normalized_backward(dk, k, rk).reshape(N, HC)
-        dx = None
-        if ctx.needs_input_grad[0]:
-            dx = torch.mm(dq, wq).addmm_(dk, wk)
-            if weighted:
-                dx.addmm_(dv.reshape(N, HC), wv)
-            else:
-                dx.add_(dv.sum(dim=1))  # v = x for every head
-        grads = [dx]
-        for i, d in enumerate((dq, dk, dv.reshape(N, HC) if weighted else None)):
-            grads.append(torch.mm(d.t(), x) if d is not None and ctx.needs_input_grad[1 + 2 * i] else None)
-            grads.append(d.sum(dim=0) if d is not None and ctx.needs_input_grad[2 + 2 * i] else None)
-        return (*grads, None)
-
-
-def fused_simple_attention(conv, x: Tensor, return_values: bool = False):
-    """``conv(x, return_values=...)`` for one graph, ``conv`` a DIFFormer-s
-    :class:`~gnnformer.nn.DIFFormerConv` with ``qk_norm='node'``, by :class:`_FusedSimpleAttention`."""
-    if conv.v is None:
-        out = _FusedSimpleAttention.apply(x, conv.q.weight, conv.q.bias, conv.k.weight, conv.k.bias, None, None,
-                                          conv.heads)
-        return (out, x) if return_values else out
-    out, values = _FusedSimpleAttention.apply(x, conv.q.weight, conv.q.bias, conv.k.weight, conv.k.bias,
-                                              conv.v.weight, conv.v.bias, conv.heads)
-    return (out, values) if return_values else out
 
 
 # --- One whole DIFFormer-s step on one graph, in blocks of rows ----------------------------------
@@ -355,69 +254,61 @@ def blocked_simple_step(z: Tensor, conv, adjacency: Optional[tuple], attn_weight
                                     adjacency, (float(attn_weight), float(prop_weight), float(self_weight)), rows)
 
 
-def row_blocks_of(n: int, rows: int) -> _RowBlocks:
-    """Blocks ``[s, e)`` of ``rows`` rows of an ``n``-row matrix (and of CSR matrices, ``.csr(a)``)."""
-    return _RowBlocks(n, rows)
-
-
 @torch.no_grad()
-def chunked_attention(conv, x: Tensor, rows: int) -> tuple[Tensor, Tensor]:
-    """``conv(x, return_values=True)`` for one graph without autograd, ``rows`` nodes at a time:
-    queries, keys and values of all nodes (normalised as ``conv.qk_norm`` says), then the
-    attention of each block of queries -- through the global sums for ``'simple'``, through
-    ``rows x N`` scores for ``'sigmoid'``. Returns new ``[N, C]`` tensors (attention, values)."""
+def chunked_attention(conv, x: Tensor, rows: int) -> Tensor:
+    """``conv(x)`` for one graph without autograd, ``conv`` a DIFFormer-a
+    :class:`~gnnformer.nn.DIFFormerConv`: queries, keys and values of all nodes, then the attention
+    of ``rows`` queries at a time through ``rows x N`` scores (never ``N x N``)."""
     N, H, C = x.size(0), conv.heads, conv.channels
-    q, k = x.new_empty(N, H, C), x.new_empty(N, H, C)
-    v = x.new_empty(N, H, C) if conv.v is not None else x.unsqueeze(1).expand(N, H, C)
-    for s in range(0, N, rows):
-        xb = x[s:s + rows]
-        q[s:s + rows] = conv.q(xb).view(-1, H, C)
-        k[s:s + rows] = conv.k(xb).view(-1, H, C)
-        if conv.v is not None:
-            v[s:s + rows] = conv.v(xb).view(-1, H, C)
+    q, k, v = conv.q(x).view(N, H, C), conv.k(x).view(N, H, C), conv.values(x)
     if conv.qk_norm == "node":
-        for s in range(0, N, rows):
-            _normalized(q[s:s + rows])
-            _normalized(k[s:s + rows])
-    elif conv.qk_norm == "graph":  # one graph: the Frobenius norm over all its nodes and heads
-        for t in (q, k):
-            sq = sum(float(t[s:s + rows].pow(2).sum()) for s in range(0, N, rows))
-            t.div_(max(sq ** 0.5, 1e-12))
+        q, k = _normalized(q)[0], _normalized(k)[0]
+    vh, kh = v.transpose(0, 1), k.transpose(0, 1)  # [H, N, C]
     out = x.new_empty(N, C)
-    if conv.kernel == "simple":
-        kv, ks, vs = x.new_zeros(H, C, C), x.new_zeros(H, C), x.new_zeros(H, C)
-        for s in range(0, N, rows):
-            kv.add_(torch.einsum("nhm,nhd->hmd", k[s:s + rows], v[s:s + rows]))
-            ks.add_(k[s:s + rows].sum(dim=0))
-            vs.add_(v[s:s + rows].sum(dim=0))
-        for s in range(0, N, rows):
-            out[s:s + rows] = _head_outputs(q[s:s + rows], kv, ks, vs, N).mean(dim=1)
-    else:
-        vh, kh = v.transpose(0, 1), k.transpose(0, 1)  # [H, N, C]
-        for s in range(0, N, rows):
-            weights = torch.sigmoid(torch.einsum("nhc,hmc->hnm", q[s:s + rows], kh))  # [H, rows, N]
-            o = (weights @ vh) / weights.sum(dim=-1, keepdim=True).clamp_min(1e-12)  # [H, rows, C]
-            out[s:s + rows] = o.mean(dim=0)
-    values = v[:, 0].clone() if H == 1 or conv.v is None else v.mean(dim=1)
-    return out, values
+    for s in range(0, N, rows):
+        weights = torch.sigmoid(torch.einsum("nhc,hmc->hnm", q[s:s + rows], kh))  # [H, rows, N]
+        o = (weights @ vh) / weights.sum(dim=-1, keepdim=True).clamp_min(1e-12)  # [H, rows, C]
+        out[s:s + rows] = o.mean(dim=0)
+    return out
 
 
-# --- Propagation with a prepared transpose ------------------------------------------------------
+# --- The normalised adjacency by counting sorts -------------------------------------------------
 
-class _SparseMatmul(torch.autograd.Function):
-    """``A @ x`` for a constant CSR ``A``, the backward on a prepared CSR ``A^T`` (``A`` itself when
-    symmetric), where torch's own backward of CSR @ dense transposes ``A`` on every call."""
+def scipy_adjacency(edge_index: Tensor, n: int, dtype: torch.dtype, transpose: bool) -> tuple[Tensor, Optional[Tensor]]:
+    """:func:`~gnnformer.nn.difformer.normalized_adjacency` on the CPU: SciPy's COO -> CSR conversion
+    sorts by row in O(E + N) (a counting sort), and the matrices carry 32-bit indices when they fit."""
+    import numpy as np
+    import scipy.sparse as sp
 
-    @staticmethod
-    def forward(ctx: Any, a: Tensor, a_t: Tensor, x: Tensor) -> Tensor:  # type: ignore[override]
-        ctx.a_t = a_t
-        return a @ x
+    ei = edge_index.detach().cpu().numpy()
+    src, dst = ei[0], ei[1]
+    keep = src != dst
+    if not keep.all():
+        src, dst = src[keep], dst[keep]
+    loop = np.arange(n, dtype=src.dtype)
+    row, col = np.concatenate([dst, loop]), np.concatenate([src, loop])
+    del src, dst, keep
+    np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
+    dinv = np.bincount(row, minlength=n).astype(np_dtype) ** np_dtype.type(-0.5)
+    weight = dinv[row] * dinv[col]
+    m = sp.csr_matrix((weight, (row, col)), shape=(n, n))  # counting sort by row; duplicates summed
+    del row, col, weight
+    m.sum_duplicates()  # sorted column indices, no repeats
+    a = _torch_csr(m)
+    if not transpose:
+        return a, None
+    mt = m.transpose().tocsr()  # counting sort by column
+    mt.sort_indices()
+    if np.array_equal(m.indptr, mt.indptr) and np.array_equal(m.indices, mt.indices) and np.array_equal(m.data, mt.data):
+        return a, a
+    return a, _torch_csr(mt)
 
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor):  # type: ignore[override]
-        return None, None, ctx.a_t @ grad.contiguous()
 
-
-def sparse_matmul(a: Tensor, a_t: Tensor, x: Tensor) -> Tensor:
-    """``a @ x`` (``x`` ``[N, C]``) with the gradient to ``x`` computed as ``a_t @ grad``."""
-    return _SparseMatmul.apply(a, a_t, x)
+def _torch_csr(m) -> Tensor:
+    """A SciPy CSR matrix as a torch sparse CSR tensor (its arrays, 32-bit indices when they fit)."""
+    index = torch.int32 if max(m.nnz, m.shape[0]) < 2**31 - 1 else torch.long
+    crow = torch.from_numpy(m.indptr).to(index)
+    col = torch.from_numpy(m.indices).to(index)
+    with warnings.catch_warnings():  # torch flags sparse CSR as beta on first use
+        warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
+        return torch.sparse_csr_tensor(crow, col, torch.from_numpy(m.data), m.shape)
