@@ -15,6 +15,7 @@ MODELS = (
     ("gps", "GraphGPS fused layers: MPNN + attention + FFN, LapPE/RWSE (Rampasek et al. 2022)"),
     ("gradformer", "Gradformer: GPS with attention decaying by hop distance (Liu et al. 2024)"),
     ("mlp", "MLP baseline: the same residual stack with a per-node Linear instead of a convolution (ignores edges)"),
+    ("sage", "GraphSAGE baseline (Hamilton et al. 2017): PyG SAGEConv layers (mean aggregation) with residuals"),
     ("sgformer", "SGFormer (Wu et al. 2023), PyG's implementation: one linear attention layer + a GCN branch"),
     ("transformer", "Plain Transformer = attention GNN on the complete graph (Vaswani et al. 2017)"),
 )

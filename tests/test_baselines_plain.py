@@ -55,8 +55,26 @@ def test_plain_gat_has_concatenated_hidden_heads_and_one_output_head():
     assert model(_graph()).shape == (4, 3)
 
 
+def test_plain_sage_is_hamilton_mean_aggregator_formula():
+    data = _graph()
+    model = gnnformer.create_model("sage", in_channels=5, out_channels=3, level="node", layers=2, hidden=4,
+                                   plain=True).eval()
+    a = _norm_adj() > 0
+    a.fill_diagonal_(False)
+    mean = a.float() / a.sum(1, keepdim=True)  # path 0-1-2-3: ends have one neighbour, the middle two
+    assert mean[1].tolist() == [0.5, 0.0, 0.5, 0.0]
+
+    def sage(conv, h):  # x'_i = W_l mean_{j in N(i)} h_j + b + W_r h_i
+        return (mean @ h) @ conv.lin_l.weight.T + conv.lin_l.bias + h @ conv.lin_r.weight.T
+
+    c1, c2 = model.convs
+    expected = sage(c2, torch.relu(sage(c1, data.x)))
+    assert torch.allclose(model(data), expected, atol=1e-6)
+    assert sum(p.numel() for p in model.parameters()) == (2 * 5 * 4 + 4) + (2 * 4 * 3 + 3)
+
+
 @pytest.mark.parametrize("name, options, message", [
-    ("gin", {"plain": True}, "gcn and gat"),
+    ("gin", {"plain": True}, "gcn, gat and sage"),
     ("gat", {"plain": True, "hidden": 10, "heads": 4}, "divisible"),
     ("gcn", {"feature_norm": "l1"}, "feature_norm"),
 ])

@@ -23,7 +23,7 @@ def _inputs(ds, name, **cfg):
     return mcfg, graphs
 
 
-@pytest.mark.parametrize("name", ["gcn", "gin", "gat", "transformer", "gps", "gradformer"])
+@pytest.mark.parametrize("name", ["gcn", "gin", "gat", "sage", "transformer", "gps", "gradformer"])
 def test_every_model_builds_and_predicts_per_graph(mutag, name):
     mcfg, graphs = _inputs(mutag, name)
     model = gnnformer.create_model(name, **mcfg.to_dict()).eval()
@@ -38,7 +38,7 @@ def test_every_model_builds_and_predicts_per_graph(mutag, name):
 
 def test_every_registered_model_is_tested():
     # difformer-s, difformer-a and sgformer (node level by default) are tested in test_difformer.py.
-    assert set(MODELS.names()) == {"gcn", "gin", "gat", "transformer", "gps", "gradformer",
+    assert set(MODELS.names()) == {"gcn", "gin", "gat", "sage", "transformer", "gps", "gradformer",
                                    "mlp", "difformer-s", "difformer-a", "sgformer"}
 
 

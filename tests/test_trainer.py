@@ -69,8 +69,9 @@ def test_kfold_runs_cover_dataset(tmp_path):
     assert len(ckpt["split"]["test"]) in (62, 63)
 
 
-def test_node_classification_public_split(tmp_path):
-    cfg = config_from_mapping({"model": "gcn", "dataset": "Cora", "epochs": 2})
+@pytest.mark.parametrize("model", ["gcn", "sage"])
+def test_node_classification_public_split(tmp_path, model):
+    cfg = config_from_mapping({"model": model, "dataset": "Cora", "epochs": 2})
     m = run_experiment(cfg, tmp_path, progress=False)
     assert m["protocol"].startswith("Planetoid public split")
     ckpt = torch.load(tmp_path / "best.pt", weights_only=True)
