@@ -44,5 +44,10 @@ DATASETS = (
     ("england-covid", "England COVID-19: 61 days x 129 regions, daily mobility graphs; next-day node regression (option lags, default 8)"),
 )
 
+TEXT_DATASETS = (
+    ("citeseer-tag", "CiteSeer with raw texts: 3186 papers (title + abstract), 6 classes, 4225 undirected citation links (TAG/CiteSeer-Orig)"),
+)
+
 #: ``gnnformer list`` sections: heading and entries.
-SECTIONS = (("Models", MODELS), ("Few-shot models (gnnformer fewshot)", FEWSHOT_MODELS), ("Datasets", DATASETS))
+SECTIONS = (("Models", MODELS), ("Few-shot models (gnnformer fewshot)", FEWSHOT_MODELS), ("Datasets", DATASETS),
+            ("Text-attributed graphs (gnnformer glem)", TEXT_DATASETS))

@@ -60,11 +60,12 @@ def test_package_exposes_create_model_on_first_use():
 
 def test_catalog_matches_the_registries():
     from gnnformer.datasets import list_datasets
+    from gnnformer.datasets.text_graph import TEXT_DATASETS
     from gnnformer.fewshot import list_fewshot_models
     from gnnformer.models import list_models
 
     registered = {"MODELS": tuple(list_models()), "FEWSHOT_MODELS": tuple(list_fewshot_models()),
-                  "DATASETS": tuple(list_datasets())}
+                  "DATASETS": tuple(list_datasets()), "TEXT_DATASETS": tuple(sorted(TEXT_DATASETS.items()))}
     for name, entries in registered.items():
         table = "\n".join(f"    ({n!r}, {s!r})," for n, s in entries)
         assert getattr(catalog, name) == entries, f"update gnnformer/catalog.py: {name} = (\n{table}\n)"

@@ -27,13 +27,33 @@ INT64_MIN, INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
 UTF8_BOM = b"\xef\xbb\xbf"
 
 
-def read_text(path: Path) -> str:
-    """The file as UTF-8 text, without a leading byte-order mark; unreadable is a DataError."""
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes without a leading byte-order mark; unreadable is a DataError."""
     try:
-        data = path.read_bytes()
+        return path.read_bytes().removeprefix(UTF8_BOM)
     except OSError as exc:
         raise DataError(f"{path}: cannot be read ({exc.strerror or exc}).") from exc
-    return data.removeprefix(UTF8_BOM).decode("utf-8", errors="replace")
+
+
+def read_text(path: Path) -> str:
+    """The file as UTF-8 text, without a leading byte-order mark; unreadable is a DataError."""
+    return _read_bytes(path).decode("utf-8", errors="replace")
+
+
+def read_utf8(path: Path) -> str:
+    """Like :func:`read_text`, but bytes that are not UTF-8 are a DataError naming their line.
+
+    For files whose text is kept (node texts): a replacement character would silently change what
+    a language model reads.
+    """
+    data = _read_bytes(path)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - data.rfind(b"\n", 0, exc.start)
+        raise DataError(f"{path}:{line}: byte 0x{data[exc.start]:02x} at byte {column} of the line is not "
+                        "UTF-8; save the file as UTF-8 (e.g. Excel's 'CSV UTF-8').") from None
 
 
 def read_lines(path: Path) -> list[str]:
