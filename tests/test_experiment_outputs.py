@@ -133,6 +133,8 @@ ALLOWED = {
     "models": {"models", "nn", "errors", "registry", "config"},
     "training": {"training", "models", "datasets", "tasks", "nn", "errors", "paths", "registry", "progress",
                  "config"},
+    "glem": {"glem", "training", "models", "datasets", "tasks", "nn", "errors", "paths", "registry", "progress",
+             "config"},
 }
 
 
