@@ -109,7 +109,11 @@ def eval_cmd(checkpoint, data_root) -> None:
     from .training.checkpoint import load_checkpoint
     from .training.inference import evaluate_checkpoint
 
-    if isinstance(load_checkpoint(checkpoint).get("fewshot"), dict):
+    ckpt = load_checkpoint(checkpoint)
+    if ckpt.get("model") == "glem-lm":
+        raise UserError(f"{checkpoint} is a GLEM-LM checkpoint: its scores are in the metrics.json of `gnnformer glem`; "
+                        "score new texts with `gnnformer predict --checkpoint C --text \"...\"`.")
+    if isinstance(ckpt.get("fewshot"), dict):
         raise UserError(f"{checkpoint} is a few-shot checkpoint: its test results come from `gnnformer fewshot` "
                         "(metrics.json); apply it to a new task with `gnnformer predict --support`.")
     res = evaluate_checkpoint(checkpoint, data_root)
@@ -125,25 +129,37 @@ def eval_cmd(checkpoint, data_root) -> None:
 
 @cli.command()
 @click.option("--checkpoint", required=True, type=click.Path(),
-              help="A best.pt written by `gnnformer train`, or a few-shot checkpoint written by `gnnformer fewshot`.")
-@click.option("--input", "input_path", required=True, type=click.Path(),
-              help="Graphs to predict: a TU raw folder, a Planetoid raw folder, or a SMILES file.")
+              help="A best.pt of `gnnformer train`, a few-shot checkpoint of `gnnformer fewshot`, or a GLEM-LM checkpoint of `gnnformer glem`.")
+@click.option("--input", "input_path", type=click.Path(),
+              help="Graphs to predict: a TU raw folder, a Planetoid raw folder, or a SMILES file; "
+                   "for GLEM: texts, one per line (.txt) or a 'text' column (.csv).")
+@click.option("--text", "texts", multiple=True, help="GLEM checkpoints: a text to classify (repeatable).")
 @click.option("--output", type=click.Path(dir_okay=False), help="Write CSV here instead of standard output.")
 @click.option("--support", type=click.Path(dir_okay=False),
               help="Few-shot checkpoints only (required there): CSV of labelled molecules (smiles,label) to adapt to.")
 @click.option("--invalid", type=click.Choice(["skip", "error"]), default=None,
               help="Few-shot checkpoints only: skip SMILES RDKit cannot encode (reported with file:line) or stop [error].")
-def predict(checkpoint, input_path, output, support, invalid) -> None:
+def predict(checkpoint, input_path, texts, output, support, invalid) -> None:
     """Predict with a checkpoint; prints one CSV row per graph (or node).
 
     A few-shot checkpoint is first adapted to the labelled --support set, then scores every
-    SMILES of --input (one probability per molecule).
+    SMILES of --input (one probability per molecule). A GLEM-LM checkpoint scores texts alone
+    (--text or --input): id, predicted class, one probability per class.
     """
     from .fewshot.predict import is_fewshot
     from .training.checkpoint import load_checkpoint
     from .training.inference import prediction_table, predict_file
 
     ckpt = load_checkpoint(checkpoint)
+    if ckpt.get("model") == "glem-lm":
+        from .glem.predict import prediction_rows, texts_to_score
+
+        _write_csv(*prediction_rows(ckpt, texts_to_score(texts, input_path), where=checkpoint), output)
+        return
+    if texts:
+        raise UserError(f"--text is for GLEM-LM checkpoints; {checkpoint} is a {ckpt['model']} checkpoint: give --input.")
+    if input_path is None:
+        raise UserError("--input is required: the graphs (or SMILES) to predict.")
     if is_fewshot(ckpt):
         if support is None:
             raise UserError(f"{checkpoint} is a few-shot checkpoint ({ckpt['fewshot'].get('name', ckpt['model'])} "
@@ -213,14 +229,50 @@ def fewshot(dataset, shots, config_file, data_root, seed, invalid, quick, out_di
     cfg = fewshot_config(values)
     out = Path(out_dir or f"runs/fewshot-{cfg.dataset}-{cfg.shots}shot")
     metrics = run_fewshot(cfg, out, progress=not quiet)
+    reduced = [f"[yellow]reduced:[/yellow] {'; '.join(metrics['reduced'])}"] if metrics["reduced"] else []
+    _report(metrics, results_table(metrics), reduced + [f"wrote {out}/metrics.json, per_task.csv, config.yaml, checkpoints/"])
+
+
+def _report(metrics: Dict[str, Any], table, closing: List[str]) -> None:
+    """A run's notes, results table and protocol, then the ``closing`` lines."""
     console = _console()
     for note in metrics["notes"]:
         console.print(f"[yellow]note:[/yellow] {note}")
-    console.print(results_table(metrics))
+    console.print(table)
     console.print(f"protocol: {metrics['protocol']}")
-    if metrics["reduced"]:
-        console.print(f"[yellow]reduced:[/yellow] {'; '.join(metrics['reduced'])}")
-    console.print(f"wrote {out}/metrics.json, per_task.csv, config.yaml, checkpoints/")
+    for line in closing:
+        console.print(line)
+
+
+@cli.command()
+@click.option("--dataset", help="A text-attributed graph: citeseer-tag [default], or give --nodes and --edges.")
+@click.option("--nodes", type=click.Path(dir_okay=False), help="Node table (id, text, label[, split]), CSV or TSV.")
+@click.option("--edges", type=click.Path(dir_okay=False), help="Edge list of the node table (source, target).")
+@click.option("--split", type=click.Choice(["random", "low-label", "file"]),
+              help="random (seeded 60/20/20), low-label (20 per class / 500 / 1000) or file (the split column) [random].")
+@click.option("--gnn", help="GNN of the M-step: any node model of `gnnformer list` (gcn, gat, sage, gps, difformer-s) [gcn].")
+@click.option("--seed", type=int, help="One seed (seeds=0,1,2 runs several).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML file of settings.")
+@click.option("--data-root", type=click.Path(file_okay=False), help="Folder holding TAG/CiteSeer-Orig.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="Output folder [runs/glem-<dataset>-<gnn>].")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.argument("overrides", nargs=-1)
+def glem(dataset, nodes, edges, split, gnn, seed, config_file, data_root, out_dir, quiet, overrides) -> None:
+    """GLEM: a language model and a GNN that teach each other on a text-attributed graph.
+
+    Writes metrics.json, config.yaml and checkpoints/glem-lm-seed<k>.pt (text-only `predict`).
+    OVERRIDES are key=value settings, e.g. em_iterations=2 pseudo=transductive max_length=64 model.hidden=128.
+    """
+    from .glem.run import run_glem
+    from .glem.settings import glem_config
+
+    values = merge_settings(config_file, dict(dataset=dataset, nodes=nodes, edges=edges, split=split, gnn=gnn,
+                                              seeds=seed, data_root=data_root), overrides)
+    cfg = glem_config(values)
+    out = Path(out_dir or f"runs/glem-{Path(cfg.nodes).stem if cfg.nodes else cfg.dataset}-{cfg.gnn}")
+    metrics = run_glem(cfg, out, progress=not quiet)
+    table = _results_table(metrics["dataset"], metrics["rows"], ["val_accuracy", "test_accuracy", "seconds"])
+    _report(metrics, table, [f"wrote {out}/metrics.json, config.yaml, checkpoints/"])
 
 
 @cli.command()
