@@ -264,3 +264,25 @@ def test_glem_command_bad_input_exits_2(tmp_path, capsys):
     assert "pseudo must be one of strict, transductive" in capsys.readouterr().err
     assert cli.main(["glem", "model.hidden=wide"]) == 2
     assert "hidden" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("gnn", ["gcn", "gat", "sage", "gps", "difformer-s"])
+def test_any_registry_node_model_as_the_gnn_with_best_weights_reloaded(gnn):
+    from gnnformer.glem.gnn_stage import GNNSettings, gnn_input, train_gnn
+
+    graph = text_graph()
+    torch.manual_seed(0)
+    emb = torch.randn(60, 8) + torch.nn.functional.one_hot(graph.y, 8).float()
+    lm_logits = torch.randn(60, 3)
+    x = gnn_input(emb, lm_logits, SPLIT.train, graph.y, 0.2)  # label_input: 8 + 3 columns
+    assert x.shape == (60, 11) and torch.equal(x[:30, 8:], torch.nn.functional.one_hot(graph.y[:30], 3).float())
+    assert torch.allclose(x[30:, 8:], soft_labels(lm_logits[30:], 0.2))
+    data = training_set(SPLIT.train, graph.y, 3, torch.arange(50, 60), lm_logits, ratio=1.0, fraction=1.0,
+                        temperature=0.2, generator=torch.Generator().manual_seed(0))
+    s = GNNSettings(gnn, {"hidden": 32, "layers": 2}, epochs=15, patience=5, lr=0.01, weight_decay=0.0, pl_weight=0.5)
+    logits, best = train_gnn(x, graph.edge_index, 3, data, s, val=SPLIT.val, y=graph.y,
+                             progress=Progress(enabled=False), label="test")
+    assert logits.shape == (60, 3)
+    # the returned predictions come from the selected (best-validation) weights
+    assert (logits[SPLIT.val].argmax(1) == graph.y[SPLIT.val]).float().mean().item() == \
+        pytest.approx(best["val_accuracy"], abs=1e-6)

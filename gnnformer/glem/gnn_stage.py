@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..datasets.encodings import precompute_encodings
 from ..models import create_model
 from ..progress import Progress
 from ..tasks.metrics import accuracy
@@ -47,8 +48,10 @@ def train_gnn(x: Tensor, edge_index: Tensor, num_classes: int, data: TrainingSet
     ``{'val_accuracy', 'epoch'}`` of the selection."""
     from torch_geometric.data import Data
 
-    graph = Data(x=x, edge_index=edge_index, num_nodes=x.size(0))
     model = create_model(s.name, in_channels=x.size(1), out_channels=num_classes, level="node", **s.model_args)
+    # Positional/structural encodings the model asks for (GPS: LapPE, RWSE), cached by graph structure.
+    graph = precompute_encodings([Data(x=x, edge_index=edge_index, num_nodes=x.size(0))],
+                                 **model.encodings(model.cfg))[0]
     optimizer = build_optimizer("adam", model.parameters(), s.lr, s.weight_decay)
     best = {"val_accuracy": -1.0, "epoch": 0}
     best_state, waited = copy.deepcopy(model.state_dict()), 0

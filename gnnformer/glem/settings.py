@@ -1,22 +1,23 @@
 """Settings of a GLEM run (``gnnformer glem``), built from file + flags + ``key=value`` by
 ``config.build_config``.
 
-Defaults are chosen for a 2-core CPU (measured with torch's default 2 threads on CiteSeer-TAG
-texts, all-MiniLM-L6-v2, while other jobs shared the cores, so an idle machine is faster):
+Defaults are chosen for a 2-core CPU. Measured with torch's default 2 threads, all-MiniLM-L6-v2
+on CiteSeer-TAG texts (median 199 tokens: 88% are longer than 128, 10% longer than 256), every
+batch padded to max_length, while other jobs shared the two cores (an idle machine is faster):
 
-============================  ======  ======
-texts per second              L=128   L=256
-============================  ======  ======
-inference (batch 64)          16.1    TODO
-training, all 6 layers (b16)  1.7     TODO
-training, top 2 layers (b16)  TODO    --
-============================  ======  ======
+====================================  =====  =====  =====
+texts per second                      L=64   L=128  L=256
+====================================  =====  =====  =====
+inference (batch 64)                  23-30  16.1   5.6
+training, all 6 layers (batch 16)     4.0    1.7    1.3
+training, top 2 layers (batch 16)     5.5    3.8    --
+====================================  =====  =====  =====
 
-A full fine-tuning epoch over CiteSeer-TAG's 1912 training texts at L=128 would take about 19
-minutes, so by default only the top ``lm_train_layers`` = 2 encoder layers (and the head) are
-trained: the frozen layers run forward only, without storing activations for backward.
-One seed of the default config (LM pre-training, two inference passes, one E-step on the gold
-nodes, GNN steps) fits in under 30 minutes; see BENCHMARKS.md for the measured run.
+Fine-tuning all layers at L=128 would take about 19 minutes per epoch over CiteSeer-TAG's 1912
+training texts, so by default only the top ``lm_train_layers`` = 2 encoder layers and the head
+are trained (the frozen layers run forward only, storing nothing for backward), at L=128, one
+epoch of pre-training and one per E-step. One seed of that default on citeseer-tag (pre-training,
+two inference passes over the 3186 texts, one E-step, the GNN steps) is timed in BENCHMARKS.md.
 """
 from __future__ import annotations
 
