@@ -228,6 +228,16 @@ def test_text_only_prediction_from_checkpoint(tiny_lm, tmp_path, capsys):
     assert [r[0] for r in csv.reader(io.StringIO(capsys.readouterr().out))] == ["id", "paper-a", "paper-b"]
 
 
+def tiny_checkpoint(tiny_lm, path):
+    from gnnformer.training.checkpoint import save_checkpoint
+
+    model = TextClassifier(tiny_lm, 3)
+    return save_checkpoint(path, {
+        "model": "glem-lm", "model_config": {"lm_path": tiny_lm, "num_classes": 3, "dropout": 0.1, "max_length": 16},
+        "state_dict": model.state_dict(), "schema": {"kind": "text", "class_names": ["a", "b", "c"]},
+        "task": "node_classification", "dataset": "tiny", "experiment": {}})
+
+
 @pytest.mark.parametrize("content, args, message", [
     (None, ["--text", "  "], "--text number 1 is empty"),
     (None, [], "give --text"),
@@ -237,13 +247,7 @@ def test_text_only_prediction_from_checkpoint(tiny_lm, tmp_path, capsys):
     (None, ["--input", "{f}.missing"], "does not exist"),
 ])
 def test_predict_bad_input_exits_2(tiny_lm, tmp_path, capsys, content, args, message):
-    from gnnformer.training.checkpoint import save_checkpoint
-
-    model = TextClassifier(tiny_lm, 3)
-    ckpt = save_checkpoint(tmp_path / "lm.pt", {
-        "model": "glem-lm", "model_config": {"lm_path": tiny_lm, "num_classes": 3, "dropout": 0.1, "max_length": 16},
-        "state_dict": model.state_dict(), "schema": {"kind": "text", "class_names": ["a", "b", "c"]},
-        "task": "node_classification", "dataset": "tiny", "experiment": {}})
+    ckpt = tiny_checkpoint(tiny_lm, tmp_path / "lm.pt")
     stem = str(tmp_path / "in")
     args = [a.replace("{f}", stem) for a in args]
     if content is not None:
@@ -252,6 +256,14 @@ def test_predict_bad_input_exits_2(tiny_lm, tmp_path, capsys, content, args, mes
     assert cli.main(["predict", "--checkpoint", str(ckpt), *args]) == 2
     err = capsys.readouterr().err
     assert message.replace("{f}", stem) in err and "Traceback" not in err
+
+
+def test_eval_and_graph_input_refuse_a_glem_checkpoint(tiny_lm, tmp_path, capsys):
+    ckpt = str(tiny_checkpoint(tiny_lm, tmp_path / "lm.pt"))
+    assert cli.main(["eval", "--checkpoint", ckpt]) == 2
+    assert "GLEM-LM checkpoint" in capsys.readouterr().err
+    assert cli.main(["predict", "--checkpoint", ckpt, "--text", "a", "--input", "x.txt"]) == 2
+    assert "not both" in capsys.readouterr().err
 
 
 def test_glem_command_bad_input_exits_2(tmp_path, capsys):
