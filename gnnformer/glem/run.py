@@ -3,7 +3,9 @@
 
 Reported per seed, each with its wall time: the LM alone (fine-tuned on the gold training
 labels), the GNN on the frozen LM's embeddings, GLEM-LM and GLEM-GNN after every EM iteration,
-and GLEM-LM / GLEM-GNN at their best-validation iteration (Zhao et al., ICLR 2023).
+and GLEM-LM / GLEM-GNN at their best-validation iteration (Zhao et al., ICLR 2023). A row's
+``seconds`` is the wall time of every stage its result depends on (pre-training included); each
+stage's own time is in ``per_seed[i]['stages']``.
 """
 from __future__ import annotations
 
