@@ -11,7 +11,11 @@ texts per second                      L=64   L=128  L=256
 inference (batch 64)                  23-30  16.1   5.6
 training, all 6 layers (batch 16)     4.0    1.7    1.3
 training, top 2 layers (batch 16)     5.5    3.8    --
+training, LoRA r=8 on q/v (peft)      --     2.3    --
 ====================================  =====  =====  =====
+
+LoRA was measured beside the top-2-layer setting in the same run (3.3-3.6 texts/s there): its
+gradients still flow through every layer, so on a CPU it is slower, and it is not offered.
 
 Fine-tuning all layers at L=128 would take about 19 minutes per epoch over CiteSeer-TAG's 1912
 training texts, so by default only the top ``lm_train_layers`` = 2 encoder layers and the head
