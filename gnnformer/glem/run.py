@@ -23,7 +23,7 @@ from ..tasks.metrics import mean_std
 from ..training.checkpoint import save_checkpoint
 from ..training.runtime import resolve_device, seed_everything
 from .em import EMResult, GLEMRun
-from .lm_stage import freeze_lower_layers, tokenize
+from .lm_stage import freeze_lower_layers, frozen_states, tokenize
 from .predict import CHECKPOINT_MODEL
 from .settings import GLEMConfig
 
@@ -55,19 +55,25 @@ def run_glem(cfg: GLEMConfig, out: str | Path, progress: bool = True, graph=None
     tokenize_seconds = time.perf_counter() - started
     per_seed: List[Dict[str, Any]] = []
     notes: List[str] = []
+    notes_states: List[str] = []
     with Progress(enabled=progress) as bar:
         for seed in cfg.seeds:
             seed_everything(seed)
             split = _split(graph, cfg, seed)
             model = TextClassifier(lm_path, graph.num_classes, cfg.lm_dropout).to(device)
-            freeze_lower_layers(model, cfg.lm_train_layers)
+            frozen = freeze_lower_layers(model, cfg.lm_train_layers)
+            if frozen and tokens.hidden is None and not notes_states:  # the same frozen weights for every seed
+                tokens, why = frozen_states(model, tokens.on(device), frozen, cfg.infer_batch_size,
+                                            cfg.lm_state_cache_mb, bar)
+                notes_states.append(why or f"states after the {frozen} frozen LM blocks computed once "
+                                           f"({time.perf_counter() - started:.0f} s with tokenising)")
             start = time.perf_counter()
             res = GLEMRun(cfg, model, tokens.on(device), graph.y, graph.edge_index, graph.num_classes, split, bar,
                           seed).run()
             ckpt = _save(out / "checkpoints" / f"glem-lm-seed{seed}.pt", res, cfg, graph, lm_path, seed)
             per_seed.append(_seed_record(seed, split, res, time.perf_counter() - start, ckpt))
             notes += [n for n in res.notes if n not in notes]
-    metrics = _summary(cfg, graph, per_seed, notes, tokenize_seconds)
+    metrics = _summary(cfg, graph, per_seed, notes_states + notes, tokenize_seconds)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     return metrics

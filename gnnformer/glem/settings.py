@@ -61,6 +61,7 @@ class GLEMConfig:
     lm_weight_decay: float = 0.0
     lm_dropout: float = 0.1  # before the linear head
     lm_train_layers: int = 2  # top encoder layers trained (0 = all, embeddings included)
+    lm_state_cache_mb: float = 4096  # keep the frozen layers' token states in memory up to this size (0 = off)
     infer_batch_size: int = 64
     # GNN (any node-level model of the registry) over the LM's embeddings
     gnn: str = "gcn"
@@ -99,7 +100,7 @@ class GLEMConfig:
         for key in ("lm_lr", "gnn_lr", "temperature"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"{key} must be positive, got {getattr(self, key)}.")
-        for key in ("lm_weight_decay", "gnn_weight_decay", "pl_ratio"):
+        for key in ("lm_weight_decay", "gnn_weight_decay", "pl_ratio", "lm_state_cache_mb"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key} must not be negative, got {getattr(self, key)}.")
         if not 0.0 <= self.pl_weight <= 1.0:

@@ -11,9 +11,11 @@ command line) starts without it; text support is the optional extra ``text``.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Tuple
+from typing import Iterator, List, Optional, Tuple
 
+import torch
 from torch import Tensor, nn
 
 from ..errors import UserError
@@ -79,6 +81,69 @@ class TextClassifier(nn.Module):
     def hidden_size(self) -> int:
         return int(self.encoder.config.hidden_size)
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tuple[Tensor, Tensor]:
-        cls = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[:, 0]
+    def layers(self) -> List[nn.Module]:
+        """The encoder's transformer blocks, in order."""
+        parent, name = _layer_holder(self.encoder)
+        return list(getattr(parent, name))
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, hidden: Optional[Tensor] = None,
+                start: int = 0) -> Tuple[Tensor, Tensor]:
+        """Logits and [CLS] embeddings. With ``hidden`` (the states after the first ``start``
+        blocks, from :meth:`hidden_after`), only blocks ``start..`` run: equal to the full pass
+        up to float rounding, at a fraction of its cost when the lower blocks are frozen."""
+        if hidden is None or start == 0:
+            out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+        else:
+            with self._swapped(start, None, hidden):
+                out = self.encoder(inputs_embeds=hidden, attention_mask=attention_mask)
+        cls = out.last_hidden_state[:, 0]
         return self.head(self.dropout(cls)), cls
+
+    @torch.no_grad()
+    def hidden_after(self, input_ids: Tensor, attention_mask: Tensor, blocks: int) -> Tensor:
+        """The token states ``[B, L, H]`` after the embeddings and the first ``blocks`` blocks."""
+        with self._swapped(0, blocks, None):
+            return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    @contextmanager
+    def _swapped(self, start: int, stop: Optional[int], hidden: Optional[Tensor]) -> Iterator[None]:
+        """Run the encoder's own forward (so its own attention-mask code) over blocks
+        ``start:stop`` only, fed ``hidden`` in place of its embeddings when given."""
+        parent, name = _layer_holder(self.encoder)
+        blocks, embeddings = getattr(parent, name), getattr(self.encoder, "embeddings", None)
+        setattr(parent, name, nn.ModuleList(list(blocks)[start:stop]))
+        if hidden is not None:
+            if embeddings is None:
+                setattr(parent, name, blocks)
+                raise ValueError(f"{type(self.encoder).__name__} has no embeddings module to bypass")
+            self.encoder.embeddings = _Given(hidden)
+        try:
+            yield
+        finally:
+            setattr(parent, name, blocks)
+            if hidden is not None:
+                self.encoder.embeddings = embeddings
+
+
+class _Given(nn.Module):
+    """Stands in for an encoder's embeddings: returns the token states it was given."""
+
+    def __init__(self, states: Tensor) -> None:
+        super().__init__()
+        self.states = states
+
+    def forward(self, *args, **kwargs) -> Tensor:
+        return self.states
+
+
+def _layer_holder(encoder: nn.Module) -> Tuple[nn.Module, str]:
+    """(module, attribute) holding a Hugging Face encoder's blocks (BERT-like ``encoder.layer``,
+    DistilBERT-like ``transformer.layer``, or ``layers``)."""
+    for path in ("encoder.layer", "transformer.layer", "layers", "layer"):
+        *parents, name = path.split(".")
+        obj = encoder
+        for part in parents:
+            obj = getattr(obj, part, None)
+        if obj is not None and isinstance(getattr(obj, name, None), nn.ModuleList):
+            return obj, name
+    raise ValueError(f"cannot find the blocks of {type(encoder).__name__}; set lm_train_layers=0 to train all")
