@@ -119,6 +119,23 @@ def test_em_schedule_and_who_teaches_whom(tiny_lm, monkeypatch, order, expected,
         assert best == max((1, 2), key=lambda i: (scores[i]["val"], -i))
 
 
+def test_a_fork_after_pretraining_continues_as_a_fresh_run_would(tiny_lm):
+    """Settings compared on one seed share the pre-training: forking it under other pseudo-labels
+    gives exactly what a fresh run with those settings gives, and leaves the parent untouched."""
+    fresh = glem_run(tiny_lm, pseudo="transductive").run()
+    base = glem_run(tiny_lm, pseudo="strict").pretrain()
+    before = {k: v.clone() for k, v in base.model.state_dict().items()}
+    forked = base.fork(settings(tiny_lm, pseudo="transductive")).iterate()
+    assert forked.lm == fresh.lm and forked.gnn == fresh.gnn
+    assert [f"{s.name} {s.iteration}" for s in forked.stages] == [f"{s.name} {s.iteration}" for s in fresh.stages]
+    assert all(torch.equal(v, base.model.state_dict()[k]) for k, v in before.items())
+    assert len(base.lm_scores) == len(base.gnn_scores) == 1
+    other_gnn = base.fork(settings(tiny_lm, gnn="sage", em_iterations=1)).iterate()
+    assert [f"{s.name} {s.iteration}" for s in other_gnn.stages] == [
+        "lm-pretrain 0", "lm-infer 0", "gnn-pretrain 0", "lm-train 1", "lm-infer 1", "gnn-train 1"]
+    assert other_gnn.lm[0] == fresh.lm[0] and len(other_gnn.gnn) == 2
+
+
 @pytest.mark.parametrize("mode, pool", [("strict", list(range(50, 60))), ("transductive", list(range(30, 60)))])
 def test_which_nodes_get_pseudo_labels(tiny_lm, monkeypatch, mode, pool):
     assert candidates(60, SPLIT.train, SPLIT.val, SPLIT.test, mode).tolist() == pool

@@ -73,8 +73,7 @@ class GLEMRun:
         self.lm_logits = self.embeddings = self.gnn_logits = None
         self.notes: List[str] = []
         if cfg.em_iterations and self.pool.numel() == 0:
-            self.notes.append(f"pseudo={cfg.pseudo}: no node is outside the training{'' if cfg.pseudo == 'transductive' else ', validation and test'} "
-                              "sets, so every E- and M-step trains on the gold labels alone.")
+            self.notes.append(_no_pool_note(cfg.pseudo))
 
     # -- stages -----------------------------------------------------------------------------------
     def _timed(self, name: str, iteration: int, fn, **info) -> Any:
@@ -141,9 +140,14 @@ class GLEMRun:
         self.gnn_scores.append(self._score(logits))
 
     # -- schedule ---------------------------------------------------------------------------------
-    def run(self) -> EMResult:
+    def pretrain(self) -> "GLEMRun":
+        """Iteration 0: the LM on the gold labels, then the GNN over its embeddings."""
         self.lm_step(0)
         self.gnn_step(0)
+        return self
+
+    def iterate(self) -> EMResult:
+        """The EM iterations after :meth:`pretrain`, and the result."""
         for iteration in range(1, self.cfg.em_iterations + 1):
             if self.cfg.order == "gnn-first":
                 self.gnn_step(iteration)
@@ -154,3 +158,30 @@ class GLEMRun:
         best_lm = best_iteration(self.lm_scores)
         return EMResult(self.stages, self.lm_scores, self.gnn_scores, best_lm, best_iteration(self.gnn_scores),
                         copy.copy(self.lm_states[best_lm]), self.notes)
+
+    def run(self) -> EMResult:
+        return self.pretrain().iterate()
+
+    def fork(self, cfg: GLEMConfig) -> "GLEMRun":
+        """A run that continues from this one's pre-training under ``cfg`` (other pseudo-labels,
+        iterations or GNN), so that settings compared on one seed share their starting point.
+        The LM is copied; with another GNN, the GNN's pre-training is redone on the same embeddings."""
+        other = copy.copy(self)
+        other.cfg, other.model = cfg, copy.deepcopy(self.model)
+        other.generator = torch.Generator().manual_seed(0)
+        other.generator.set_state(self.generator.get_state())
+        other.pool = candidates(self.y.numel(), self.split.train, self.split.val, self.split.test, cfg.pseudo)
+        other.stages, other.lm_scores, other.lm_states = list(self.stages), list(self.lm_scores), list(self.lm_states)
+        other.gnn_scores, other.notes = list(self.gnn_scores), []
+        if cfg.em_iterations and other.pool.numel() == 0:
+            other.notes.append(_no_pool_note(cfg.pseudo))
+        if (cfg.gnn, cfg.model_args, cfg.label_input) != (self.cfg.gnn, self.cfg.model_args, self.cfg.label_input):
+            other.stages = [st for st in other.stages if st.name != "gnn-pretrain"]
+            other.gnn_scores = []
+            other.gnn_step(0)
+        return other
+
+
+def _no_pool_note(pseudo: str) -> str:
+    return (f"pseudo={pseudo}: no node is outside the training{'' if pseudo == 'transductive' else ', validation and test'} "
+            "sets, so every E- and M-step trains on the gold labels alone.")
