@@ -7,6 +7,7 @@ registries and prints the up-to-date table when they differ.
 from __future__ import annotations
 
 MODELS = (
+    ("clgt", "CLGT (Peng et al. 2023): graph transformer over typed, weighted edges with an edge-feature pipeline"),
     ("difformer-a", "DIFFormer-a (Wu et al. 2023): sigmoid all-pair diffusion attention (quadratic) + GCN propagation"),
     ("difformer-s", "DIFFormer-s (Wu et al. 2023): linear all-pair diffusion attention + GCN propagation"),
     ("gat", "GAT baseline (Velickovic et al. 2018): PyG GATConv layers with residuals"),
@@ -15,6 +16,7 @@ MODELS = (
     ("gps", "GraphGPS fused layers: MPNN + attention + FFN, LapPE/RWSE (Rampasek et al. 2022)"),
     ("gradformer", "Gradformer: GPS with attention decaying by hop distance (Liu et al. 2024)"),
     ("mlp", "MLP baseline: the same residual stack with a per-node Linear instead of a convolution (ignores edges)"),
+    ("rgcn", "R-GCN baseline (Schlichtkrull et al. 2018): PyG RGCNConv, one weight per edge type, with residuals"),
     ("sage", "GraphSAGE baseline (Hamilton et al. 2017): PyG SAGEConv layers (mean aggregation) with residuals"),
     ("sgformer", "SGFormer (Wu et al. 2023), PyG's implementation: one linear attention layer + a GCN branch"),
     ("transformer", "Plain Transformer = attention GNN on the complete graph (Vaswani et al. 2017)"),

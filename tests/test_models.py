@@ -23,7 +23,7 @@ def _inputs(ds, name, **cfg):
     return mcfg, graphs
 
 
-@pytest.mark.parametrize("name", ["gcn", "gin", "gat", "sage", "transformer", "gps", "gradformer"])
+@pytest.mark.parametrize("name", ["gcn", "gin", "gat", "sage", "transformer", "gps", "gradformer", "clgt", "rgcn"])
 def test_every_model_builds_and_predicts_per_graph(mutag, name):
     mcfg, graphs = _inputs(mutag, name)
     model = gnnformer.create_model(name, **mcfg.to_dict()).eval()
@@ -37,9 +37,10 @@ def test_every_model_builds_and_predicts_per_graph(mutag, name):
 
 
 def test_every_registered_model_is_tested():
-    # difformer-s, difformer-a and sgformer (node level by default) are tested in test_difformer.py.
+    # difformer-s, difformer-a and sgformer (node level by default) are tested in test_difformer.py;
+    # clgt and rgcn on typed, weighted edges in test_clgt_model.py.
     assert set(MODELS.names()) == {"gcn", "gin", "gat", "sage", "transformer", "gps", "gradformer",
-                                   "mlp", "difformer-s", "difformer-a", "sgformer"}
+                                   "mlp", "difformer-s", "difformer-a", "sgformer", "clgt", "rgcn"}
 
 
 def test_gps_with_edge_features(mutag):

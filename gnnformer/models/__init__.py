@@ -9,7 +9,7 @@ from typing import Any
 
 from ..config import build_config
 from ..registry import MODELS
-from . import baselines, difformer, gps, gradformer, transformer  # noqa: F401  (imports register the models)
+from . import baselines, clgt, difformer, gps, gradformer, transformer  # noqa: F401  (imports register the models)
 from .base import GraphModel, ModelConfig
 
 

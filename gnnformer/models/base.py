@@ -92,3 +92,22 @@ class GraphModel(nn.Module):
         for module in self.modules():
             if module is not self and hasattr(module, "reset_parameters"):
                 module.reset_parameters()
+
+
+def edge_types(data, num_edge_types: int) -> Tensor:
+    """``data.edge_type`` (``[E]`` long), or type 0 for every edge where the graph has none.
+
+    A type the model has no parameters for is a settings error, not an index error deep inside.
+    """
+    num_edges = data.edge_index.size(1)
+    edge_type = getattr(data, "edge_type", None)
+    if edge_type is None:
+        return torch.zeros(num_edges, dtype=torch.long, device=data.edge_index.device)
+    if edge_type.numel() != num_edges:
+        raise ConfigError(f"edge_type has {edge_type.numel()} entries for {num_edges} edges.")
+    if edge_type.numel() and (int(edge_type.min()) < 0 or int(edge_type.max()) >= num_edge_types):
+        raise ConfigError(
+            f"edge_type holds types {int(edge_type.min())}..{int(edge_type.max())}, but the model was built with "
+            f"num_edge_types={num_edge_types}; set num_edge_types={max(int(edge_type.max()) + 1, 1)}."
+        )
+    return edge_type.long()

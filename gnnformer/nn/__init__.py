@@ -1,7 +1,8 @@
 """Building blocks: attention over a graph, the Transformer layer as a GNN layer, local MPNNs,
-the GPS fusion layer, positional/structural encodings, Gradformer's distance decay and DIFFormer's
+the GPS fusion layer, CLGT's typed and weighted edge attention, positional/structural encodings, Gradformer's distance decay and DIFFormer's
 diffusion attention."""
 from .attention import GraphMultiheadAttention
+from .clgt import CLGTConv
 from .decay import ShortestPathDecay
 from .difformer import DIFFormerConv, gcn_propagate
 from .droppath import DropPath
@@ -24,6 +25,7 @@ from .transformer_layer import GraphTransformerLayer, make_norm
 
 __all__ = [
     "GraphMultiheadAttention",
+    "CLGTConv",
     "DIFFormerConv",
     "gcn_propagate",
     "GraphTransformerLayer",

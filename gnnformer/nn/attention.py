@@ -60,7 +60,10 @@ class GraphMultiheadAttention(nn.Module):
       each group is padded to its own largest graph. The result is the same as one dense
       batch; the batch itself stays as random as the sampler made it.
     * ``graph='edges'``: :math:`\mathcal{N}(i) = \{j : (j, i) \in E\}` from ``edge_index``; sparse,
-      :math:`O(E)` memory. ``edge_bias`` (``[E, H]``) is the additive :math:`b_{ij}`.
+      :math:`O(E)` memory. ``edge_bias`` (``[E, H]``) is the additive :math:`b_{ij}`;
+      ``edge_scale`` (``[E]`` or ``[E, H]``) multiplies :math:`\alpha^h_{ij}` after the softmax, so
+      the message :math:`\alpha^h_{ij} W^h_V x_j` is scaled by a weight of the edge without the
+      neighbours' weights being renormalised (CLGT's weighted edges, :class:`~gnnformer.nn.CLGTConv`).
 
     A node with an empty neighbourhood (no incoming edge, or every key blocked by ``attn_mask``)
     aggregates nothing: its output is ``out_proj.bias`` (zeros before the output projection).
@@ -115,6 +118,7 @@ class GraphMultiheadAttention(nn.Module):
         attn_mask: Tensor | None = None,
         attn_scale: AttnScale | None = None,
         edge_bias: Tensor | None = None,
+        edge_scale: Tensor | None = None,
         return_weights: bool = False,
     ) -> Tensor | tuple[Tensor, Tensor]:
         r"""
@@ -132,15 +136,17 @@ class GraphMultiheadAttention(nn.Module):
                 ``[B, H, Nmax, Nmax]``, finite (``'complete'`` only); or a function of
                 ``(graph ids, n)`` returning it for those graphs padded to ``n`` nodes.
             edge_bias: Additive bias ``[E, H]`` (``'edges'`` only).
-            return_weights: Also return the attention weights after dropout: ``[B, H, Nmax, Nmax]``
-                for ``'complete'`` (row = query, column = key), ``[E, H]`` for ``'edges'``.
+            edge_scale: Factor ``[E]`` or ``[E, H]`` on the weights after the softmax (``'edges'`` only).
+            return_weights: Also return the attention weights after dropout and ``edge_scale``:
+                ``[B, H, Nmax, Nmax]`` for ``'complete'`` (row = query, column = key), ``[E, H]`` for
+                ``'edges'``.
 
         Returns:
             ``[N, C]`` in the input node order (and the weights if asked).
         """
         if graph == "complete":
-            if edge_bias is not None:
-                raise ValueError("edge_bias is for graph='edges'; use attn_bias with graph='complete'")
+            if edge_bias is not None or edge_scale is not None:
+                raise ValueError("edge_bias/edge_scale are for graph='edges'; use attn_bias with graph='complete'")
             out, weights = self._complete(x, batch, attn_bias, attn_mask, return_weights, attn_scale)
         elif graph == "edges":
             if attn_bias is not None or attn_mask is not None or attn_scale is not None:
@@ -149,7 +155,7 @@ class GraphMultiheadAttention(nn.Module):
                 )
             if edge_index is None:
                 raise ValueError("graph='edges' needs edge_index")
-            out, weights = self._edges(x, edge_index, edge_bias)
+            out, weights = self._edges(x, edge_index, edge_bias, edge_scale)
         else:
             raise ValueError(f"Unknown attention graph {graph!r}; expected one of {', '.join(GRAPHS)}")
         out = self.out_proj(out)
@@ -288,7 +294,8 @@ class GraphMultiheadAttention(nn.Module):
             keep = bias.masked_fill(~mask[:, None, None, :], float("-inf"))  # a float mask is added
         return F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=self.dropout if self.training else 0.0)
 
-    def _edges(self, x: Tensor, edge_index: Tensor, edge_bias: Tensor | None) -> tuple[Tensor, Tensor]:
+    def _edges(self, x: Tensor, edge_index: Tensor, edge_bias: Tensor | None,
+               edge_scale: Tensor | None = None) -> tuple[Tensor, Tensor]:
         N, H, D = x.size(0), self.heads, self.head_dim
         q, k, v = (t.view(N, H, D) for t in self._qkv(x))
         src, dst = edge_index[0], edge_index[1]
@@ -299,6 +306,8 @@ class GraphMultiheadAttention(nn.Module):
             scores = scores + edge_bias
         weights = softmax(scores, dst, num_nodes=N)  # normalised over each target's incoming edges
         weights = fast_dropout(weights, self.dropout, self.training)
+        if edge_scale is not None:
+            weights = weights * (edge_scale.unsqueeze(-1) if edge_scale.dim() == 1 else edge_scale)
         # Scatter-sum: a target without incoming edges gets a row of zeros.
         out = scatter(v[src] * weights.unsqueeze(-1), dst, dim=0, dim_size=N, reduce="sum")
         return out.view(N, H * D), weights
