@@ -21,6 +21,15 @@ sign-off at the commit time. Recency of an event at time ``t`` is ``0.5 ** ((ref
 with ``ref`` = the window's end (or the end of the history, for the last, partial window), so a
 recent interaction weighs 1 and one a half-life earlier 0.5. ``edge_weight = log1p(sum of the
 recencies of the edge's events)``: more and more recent interactions weigh more, growth saturates.
+
+Members: every id with any role in the window (author, integrator, integrated, co-author, signer).
+Node features (``FEATURE_NAMES``, per member in the window): commits and merges authored, lines
+added and removed, distinct files and directories touched, active days (UTC days with an authored
+commit), regularity (the fraction of the window's weeks with an authored commit), commits of
+others integrated, commits co-authored, sign-offs given, days since the member's last event (to
+``ref``) and tenure (days since the member's first event in the history, up to ``ref``: nothing
+from the future). Heavy-tailed counts: ``x = log1p(x_raw)`` and ``edge_attr = log1p(edge_attr_raw)``;
+the raw values are kept for reports.
 """
 from __future__ import annotations
 
@@ -106,7 +115,8 @@ def brought_in(merge_parents: tuple[str, ...], parents: dict[str, tuple[str, ...
 
 
 def file_ids(files: dict) -> dict[str, str]:
-    """path -> one name per file across its renames (union of every ``old_path`` -> ``path``)."""
+    """path -> one name per file across its renames (union of every ``old_path`` -> ``path``); a path
+    missing from the result is its own name."""
     root: dict[str, str] = {}
 
     def find(p: str) -> str:
