@@ -295,6 +295,23 @@ def test_glem_command_bad_input_exits_2(tmp_path, capsys):
     assert "hidden" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("nodes_text, edges_text, where, what", [
+    ("id,body,label\na,x,0\n", "a,a\n", "nodes.csv:1:", "no 'text' column"),
+    ("id,text,label\na,hello world,x\nb,,y\n", "a,b\n", "nodes.csv:3:", "empty text"),
+    ("id,text,label\na,hello,x\nb,bye,y\n", "source,target\na,b\na,zz\n", "edges.csv:3:", "'zz' is not in nodes.csv"),
+    (b"id,text,label\na,caf\xe9,x\nb,bye,y\n", "a,b\n", "nodes.csv:2:", "not UTF-8"),
+])
+def test_glem_bad_text_graph_exits_2_naming_file_and_line_and_writes_nothing(tmp_path, capsys, nodes_text, edges_text,
+                                                                             where, what):
+    nodes, edges, out = tmp_path / "nodes.csv", tmp_path / "edges.csv", tmp_path / "out"
+    nodes.write_bytes(nodes_text if isinstance(nodes_text, bytes) else nodes_text.encode())
+    edges.write_text(edges_text)
+    assert cli.main(["glem", "--nodes", str(nodes), "--edges", str(edges), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert where in err and what in err and "Traceback" not in err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("gnn", ["gcn", "gat", "sage", "gps", "difformer-s"])
 def test_any_registry_node_model_as_the_gnn_with_best_weights_reloaded(gnn):
     from gnnformer.glem.gnn_stage import GNNSettings, gnn_input, train_gnn

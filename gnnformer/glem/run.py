@@ -10,6 +10,7 @@ stage's own time is in ``per_seed[i]['stages']``.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -21,6 +22,7 @@ from ..models.lm import TextClassifier, default_lm_path, load_tokenizer
 from ..progress import Progress
 from ..tasks.metrics import mean_std
 from ..training.checkpoint import save_checkpoint
+from ..training.experiment import check_output_folder
 from ..training.runtime import resolve_device, seed_everything
 from .em import EMResult, GLEMRun
 from .lm_stage import freeze_lower_layers, frozen_states, tokenize
@@ -45,10 +47,21 @@ def _split(graph, cfg: GLEMConfig, seed: int):
 
 
 def run_glem(cfg: GLEMConfig, out: str | Path, progress: bool = True, graph=None) -> Dict[str, Any]:
+    """Every seed of ``cfg``; metrics.json, config.yaml and checkpoints/ in ``out``. The data and the
+    output folder are checked before any training; a run that fails removes the folder it made."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)  # fails now, not after an hour of training
     graph = graph if graph is not None else load_graph(cfg)
     lm_path = str(cfg.lm_path or default_lm_path())
+    created = check_output_folder(out)  # fails now, not after an hour of training
+    try:
+        return _run(cfg, out, progress, graph, lm_path)
+    except BaseException:
+        if created and out.is_dir():
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _run(cfg: GLEMConfig, out: Path, progress: bool, graph, lm_path: str) -> Dict[str, Any]:
     device = resolve_device(cfg.device)
     started = time.perf_counter()
     tokens = tokenize(load_tokenizer(lm_path), graph.texts, cfg.max_length)
