@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch_geometric.utils import scatter
 
 from ..errors import ConfigError
 from .attention import GraphMultiheadAttention
@@ -30,8 +31,9 @@ class CLGTConv(nn.Module):
         \alpha^h_{ij} &= \operatorname{softmax}_{j \in \mathcal{N}(i)}\Big(
             \frac{(W^h_Q x_i)^\top (W^h_K x_j)}{\sqrt d} + (W_B \tilde e_{ij})_h\Big)
             && \text{(edge-feature pipeline: a bias per head)} \\
-        a_i &= W_O \Big\Vert_{h} \sum_{j \in \mathcal{N}(i)} w_{ij}\, \alpha^h_{ij}\, W^h_V x_j
-            && \text{(weighted-edge pipeline)} \\
+        a_i &= W_O \Big\Vert_{h} \sum_{j \in \mathcal{N}(i)} w_{ij}\, \alpha^h_{ij}
+            \big(W^h_V x_j + W^h_U \tilde e_{ij}\big) + b_O
+            && \text{(weighted-edge pipeline; the edge in the message)} \\
         x'_i &= \mathrm{Norm}(x_i + a_i), \qquad
         x''_i = \mathrm{Norm}(x'_i + \mathrm{FFN}(x'_i)) \\
         e'_{ij} &= \mathrm{Norm}_e\big(\tilde e_{ij} + \mathrm{ReLU}(W_E [x_i \Vert x_j \Vert \tilde e_{ij}])\big)
@@ -40,7 +42,9 @@ class CLGTConv(nn.Module):
     (dropout after :math:`a_i`, inside and after the FFN and on the edge update; the FFN is
     :math:`W_2\,\mathrm{ReLU}(W_1 x)` with :math:`2C` hidden channels.) The attention is
     :class:`~gnnformer.nn.GraphMultiheadAttention` on ``graph='edges'`` with ``edge_bias`` and
-    ``edge_scale``.
+    ``edge_scale``. The bias alone cannot tell a member with one interaction what kind it was (a
+    softmax over one edge is 1 whatever its logit), so the edge state also enters the message,
+    :math:`W_U \tilde e_{ij}`, as in the value of Shi et al.'s TransformerConv (IJCAI 2021).
 
     Edge weights scale the messages *after* the softmax: a weight of 1 on every edge is the plain
     attention; a weight of 0 drops that neighbour's message without handing its share of the
@@ -48,8 +52,8 @@ class CLGTConv(nn.Module):
     residual); doubling every weight doubles :math:`a_i`. Weights are used as given: the model
     (:class:`~gnnformer.models.clgt.CLGT`) rescales them to at most 1 per graph.
 
-    Ablations: ``use_edge_pipeline=False`` drops the edge state, the type embedding and the bias
-    (plain dot-product attention; the returned edge state is ``None``);
+    Ablations: ``use_edge_pipeline=False`` drops the edge state, the type embedding, the bias and
+    :math:`W_U` (plain dot-product attention; the returned edge state is ``None``);
     ``use_weight_pipeline=False`` ignores ``edge_weight`` (every :math:`w_{ij} = 1`).
 
     Args:
@@ -82,15 +86,16 @@ class CLGTConv(nn.Module):
         if use_edge_pipeline:
             self.type_emb = nn.Embedding(num_edge_types, channels) if num_edge_types > 1 else None
             self.bias = nn.Linear(channels, heads)  # W_B
+            self.edge_value = nn.Linear(channels, channels, bias=False)  # W_U
             self.edge_lin = nn.Linear(3 * channels, channels)  # W_E
             self.norm_e = make_norm(norm, channels)
         else:
-            self.type_emb = self.bias = self.edge_lin = self.norm_e = None
+            self.type_emb = self.bias = self.edge_value = self.edge_lin = self.norm_e = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         for module in (self.attn, self.ffn1, self.ffn2, self.norm1, self.norm2, self.type_emb, self.bias,
-                       self.edge_lin, self.norm_e):
+                       self.edge_value, self.edge_lin, self.norm_e):
             if module is not None and hasattr(module, "reset_parameters"):
                 module.reset_parameters()
 
@@ -110,7 +115,13 @@ class CLGTConv(nn.Module):
             if self.type_emb is not None:
                 e = e + self.type_emb(self._types(edge_type, edge_index.size(1), x.device))
             bias = self.bias(e)
-        a = self.attn(x, graph="edges", edge_index=edge_index, edge_bias=bias, edge_scale=scale)
+        if e is None:
+            a = self.attn(x, graph="edges", edge_index=edge_index, edge_scale=scale)
+        else:
+            a, alpha = self.attn(x, graph="edges", edge_index=edge_index, edge_bias=bias, edge_scale=scale,
+                                 return_weights=True)  # alpha: [E, H], dropout and weights applied
+            msg = alpha.unsqueeze(-1) * self.edge_value(e).view(-1, self.heads, self.channels // self.heads)
+            a = a + F.linear(scatter(msg, dst, dim=0, dim_size=x.size(0)).flatten(1), self.attn.out_proj.weight)
         h = self.norm1(x + F.dropout(a, self.dropout, self.training))
         ffn = self.ffn2(F.dropout(F.relu(self.ffn1(h)), self.dropout, self.training))
         h = self.norm2(h + F.dropout(ffn, self.dropout, self.training))
