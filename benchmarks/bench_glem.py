@@ -5,6 +5,8 @@ tokens, top 2 of its 6 blocks trained; GCN), with one shared pre-training per ce
 
 - TF-IDF + GCN (scikit-learn's TfidfVectorizer on the texts, the GCN trained on gold labels);
 - the LM alone (fine-tuned on the gold labels) and the GCN over its embeddings (EM iteration 0);
+- a control: GLEM's schedule with no pseudo-labels (``pl_ratio=0``: each model just trains as
+  many more times), which is what EM's gains have to be measured against;
 - GLEM-LM and GLEM-GNN after EM iterations 1 and 2, pseudo-labels ``strict`` (never validation or
   test nodes) and ``transductive`` (every non-training node, the authors' setting), each model also
   at its best-validation iteration;
@@ -43,6 +45,11 @@ PUBLISHED = "ogbn-arxiv GLEM-GNN test accuracy: RevGAT 76.97 ± 0.19, GCN 75.93 
 DIFFORMER = dict(layers=2, hidden=64, heads=1, dropout=0.2, alpha=0.5, use_graph=True, use_weight=False,
                  qk_norm="graph")
 EM_ITERATIONS = 2
+#: The settings compared on one seed, each continuing from the seed's one pre-training. ``control``
+#: is GLEM's schedule (as many LM and GNN trainings) with no pseudo-labels at all: what EM gains
+#: over simply training each model more.
+FORKS = (("strict", {}), ("transductive", {"pseudo": "transductive"}), ("control", {"pl_ratio": 0.0}),
+         ("difformer-s", {"pseudo": "transductive", "gnn": "difformer-s", "em_iterations": 1, "model_args": DIFFORMER}))
 
 
 def tfidf_gcn(graph, split, cfg, seed: int, progress) -> dict:
@@ -92,11 +99,32 @@ def ours(graph, tokens, lm_path, split_name: str, seed: int, data_root, progress
     model = TextClassifier(lm_path, graph.num_classes, cfg.lm_dropout)
     freeze_lower_layers(model, cfg.lm_train_layers)
     base = GLEMRun(cfg, model, tokens, graph.y, graph.edge_index, graph.num_classes, split, progress, seed).pretrain()
-    for name, changes in (("strict", {}), ("transductive", {"pseudo": "transductive"}),
-                          ("difformer-s", {"pseudo": "transductive", "gnn": "difformer-s", "em_iterations": 1,
-                                           "model_args": DIFFORMER})):
+    for name, changes in FORKS:
         cell[name] = _result(base.fork(dataclasses.replace(cfg, **changes)).iterate())
     cell["settings"] = cfg.to_dict()
+    return cell
+
+
+def add_control(cell: dict, graph, tokens, lm_path, data_root, progress) -> dict:
+    """The control of a stored cell that lacks it: the same pre-training (deterministic for the
+    seed: its scores are checked against the stored ones), then the control fork."""
+    from gnnformer.datasets.text_graph import text_graph_split
+    from gnnformer.glem.em import GLEMRun
+    from gnnformer.glem.lm_stage import freeze_lower_layers
+    from gnnformer.glem.settings import glem_config
+    from gnnformer.models.lm import TextClassifier
+    from gnnformer.training.runtime import seed_everything
+
+    cfg = glem_config(cell["settings"])
+    split = text_graph_split(graph, cell["split"], cell["seed"])
+    seed_everything(cell["seed"])
+    model = TextClassifier(lm_path, graph.num_classes, cfg.lm_dropout)
+    freeze_lower_layers(model, cfg.lm_train_layers)
+    base = GLEMRun(cfg, model, tokens, graph.y, graph.edge_index, graph.num_classes, split, progress,
+                   cell["seed"]).pretrain()
+    if base.lm_scores[0] != cell["strict"]["lm"][0] or base.gnn_scores[0] != cell["strict"]["gnn"][0]:
+        raise SystemExit(f"pre-training of {cell['split']} seed {cell['seed']} did not repeat; rerun the cell")
+    cell["control"] = _result(base.fork(dataclasses.replace(cfg, **dict(FORKS)["control"])).iterate())
     return cell
 
 
@@ -155,6 +183,13 @@ def split_table(cells: list, pyg: list) -> list:
         secs = [_stage_seconds(r, LM + GNN, tuple(range(EM_ITERATIONS + 1))) for r in runs]
         row(f"**GLEM-LM, {mode}** (best validation iteration)", [r["lm"][r["best_lm"]] for r in runs], secs)
         row(f"**GLEM-GNN (GCN), {mode}** (best validation iteration)", [r["gnn"][r["best_gnn"]] for r in runs], secs)
+    runs = [c["control"] for c in cells if "control" in c]
+    if runs:
+        secs = [_stage_seconds(r, LM + GNN, tuple(range(EM_ITERATIONS + 1))) for r in runs]
+        row(f"control: the same schedule without pseudo-labels, LM after {EM_ITERATIONS} more epochs (best val.)",
+            [r["lm"][r["best_lm"]] for r in runs], secs)
+        row(f"control: the same schedule without pseudo-labels, GCN (best val.)",
+            [r["gnn"][r["best_gnn"]] for r in runs], secs)
     d = [c["difformer-s"] for c in cells]
     row("difformer-s on the LM's embeddings", [r["gnn"][0] for r in d], [_stage_seconds(r, ("gnn-pretrain",), (0,)) for r in d])
     secs = [_stage_seconds(r, LM + GNN, (0, 1)) for r in d]
@@ -181,12 +216,18 @@ def findings(by_split: dict) -> list:
             continue
         lm0 = statistics.mean(c["strict"]["lm"][0]["test"] for c in cells)
         g0 = statistics.mean(c["strict"]["gnn"][0]["test"] for c in cells)
+        ctl = [c["control"] for c in cells if "control" in c]
+        if len(ctl) == len(cells):
+            lm0 = statistics.mean(r["lm"][r["best_lm"]]["test"] for r in ctl)
+            g0 = statistics.mean(r["gnn"][r["best_gnn"]]["test"] for r in ctl)
+            out.append(f"{split}: the control (GLEM's schedule, no pseudo-labels) reaches LM {lm0 * 100:.1f}, GCN "
+                       f"{g0 * 100:.1f}; the gains below are measured against it, not against the 1-epoch LM.")
         for mode in ("strict", "transductive"):
             lm = statistics.mean(c[mode]["lm"][c[mode]["best_lm"]]["test"] for c in cells)
             g = statistics.mean(c[mode]["gnn"][c[mode]["best_gnn"]]["test"] for c in cells)
-            out.append(f"{split}, {mode}: GLEM-LM {lm * 100:.1f} against the LM alone {lm0 * 100:.1f} "
-                       f"({(lm - lm0) * 100:+.1f}); GLEM-GNN {g * 100:.1f} against the GCN on the LM's embeddings "
-                       f"{g0 * 100:.1f} ({(g - g0) * 100:+.1f}); mean test accuracy over {len(cells)} seed(s).")
+            out.append(f"{split}, {mode}: GLEM-LM {lm * 100:.1f} against {lm0 * 100:.1f} ({(lm - lm0) * 100:+.1f}); "
+                       f"GLEM-GNN {g * 100:.1f} against {g0 * 100:.1f} ({(g - g0) * 100:+.1f}); mean test accuracy "
+                       f"over {len(cells)} seed(s).")
     return out
 
 
@@ -222,6 +263,18 @@ def report(records: list, load_before, load_after, minutes: float, plan: str) ->
     return "\n".join(lines) + "\n"
 
 
+def prepared_tokens(graph, lm_path, cfg, bar):
+    """Tokens of every text and the frozen blocks' states: once for every cell."""
+    from gnnformer.glem.lm_stage import freeze_lower_layers, frozen_states, tokenize
+    from gnnformer.models.lm import TextClassifier, load_tokenizer
+
+    tokens = tokenize(load_tokenizer(lm_path), graph.texts, cfg.max_length)
+    probe = TextClassifier(lm_path, graph.num_classes)
+    tokens, _ = frozen_states(probe, tokens, freeze_lower_layers(probe, cfg.lm_train_layers), cfg.infer_batch_size,
+                              cfg.lm_state_cache_mb, bar)
+    return tokens
+
+
 def load_records() -> list:
     if not RESULTS.exists():
         return []
@@ -237,9 +290,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from gnnformer.datasets.text_graph import load_text_dataset
-    from gnnformer.glem.lm_stage import freeze_lower_layers, frozen_states, tokenize
     from gnnformer.glem.settings import glem_config
-    from gnnformer.models.lm import TextClassifier, default_lm_path, load_tokenizer
+    from gnnformer.models.lm import default_lm_path
     from gnnformer.progress import Progress
 
     load_before, started = background_load(), time.perf_counter()
@@ -257,16 +309,19 @@ def main() -> None:
             parts = cell.split(":")
             kind, split, seed = ("pyg", parts[1], int(parts[2])) if parts[0] == "pyg" else ("ours", parts[0], int(parts[1]))
             if (kind, split, seed) in done:
+                stored = next(r for r in records if "pyg" not in r and (r["split"], r["seed"]) == (split, seed)) \
+                    if kind == "ours" else None
+                if stored is None or "control" in stored:
+                    continue
+                tokens = tokens or prepared_tokens(graph, lm_path, cfg, bar)
+                add_control(stored, graph, tokens, lm_path, args.data_root, bar)
+                if not args.no_write:
+                    RESULTS.write_text("".join(json.dumps(r) + "\n" for r in records))
                 continue
             if kind == "pyg":
                 record = peer(graph, lm_path, split, seed, pl_ratio=cfg.pl_ratio)
             else:
-                if tokens is None:  # tokens and the frozen blocks' states: once for every cell
-                    tokens = tokenize(load_tokenizer(lm_path), graph.texts, cfg.max_length)
-                    probe = TextClassifier(lm_path, graph.num_classes)
-                    tokens, _ = frozen_states(probe, tokens, freeze_lower_layers(probe, cfg.lm_train_layers),
-                                              cfg.infer_batch_size, cfg.lm_state_cache_mb, bar)
-                    del probe
+                tokens = tokens or prepared_tokens(graph, lm_path, cfg, bar)
                 record = ours(graph, tokens, lm_path, split, seed, args.data_root, bar)
             records.append(record)
             print(f"[{kind} {split} seed {seed}] done after {(time.perf_counter() - started) / 60:.1f} min", flush=True)
