@@ -212,6 +212,9 @@ def test_model_defaults_for_graphs_without_edge_attributes():
     w = torch.tensor([3.0, 10.0, 1.0, 5.0])
     torch.testing.assert_close(model(Data(x=x, edge_index=edge_index, edge_weight=w)),
                                model(Data(x=x, edge_index=edge_index, edge_weight=w / 10)))
+    no_edges = Data(x=x, edge_index=torch.empty(2, 0, dtype=torch.long), edge_attr=torch.empty(0, 2),
+                    edge_weight=torch.empty(0), edge_type=torch.empty(0, dtype=torch.long))
+    assert torch.isfinite(model(no_edges)).all()  # a window where nobody interacted
     with pytest.raises(DataError, match="negative"):
         model(Data(x=x, edge_index=edge_index, edge_weight=-w))
     with pytest.raises(ConfigError, match="edge_dim=2"):

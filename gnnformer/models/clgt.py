@@ -83,7 +83,9 @@ class CLGT(GraphModel):
         num_edges = data.edge_index.size(1)
         if edge_attr is None:
             edge_attr = data.x.new_zeros(num_edges, self.cfg.edge_dim)
-        edge_attr = edge_attr.view(num_edges, -1).to(data.x.dtype)
+        if edge_attr.dim() == 1:  # one feature per edge, stored flat
+            edge_attr = edge_attr.unsqueeze(-1)
+        edge_attr = edge_attr.to(data.x.dtype)
         if edge_attr.size(1) != self.cfg.edge_dim:
             raise ConfigError(f"edge_attr has {edge_attr.size(1)} columns, but the model was built with "
                               f"edge_dim={self.cfg.edge_dim}.")
