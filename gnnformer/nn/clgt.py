@@ -49,7 +49,7 @@ class CLGTConv(nn.Module):
     Edge weights scale the messages *after* the softmax: a weight of 1 on every edge is the plain
     attention; a weight of 0 drops that neighbour's message without handing its share of the
     attention to the others, so a node whose incoming weights are all 0 receives nothing (only its
-    residual); doubling every weight doubles :math:`a_i`. Weights are used as given: the model
+    residual); doubling every weight doubles :math:`a_i - b_O`. Weights are used as given: the model
     (:class:`~gnnformer.models.clgt.CLGT`) rescales them to at most 1 per graph.
 
     Ablations: ``use_edge_pipeline=False`` drops the edge state, the type embedding, the bias and
