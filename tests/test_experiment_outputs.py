@@ -135,6 +135,8 @@ ALLOWED = {
                  "config"},
     "glem": {"glem", "training", "models", "datasets", "tasks", "nn", "errors", "paths", "registry", "progress",
              "config"},
+    "explain": {"explain", "training", "models", "datasets", "tasks", "nn", "errors", "paths", "registry",
+                "progress", "config"},
 }
 
 

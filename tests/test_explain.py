@@ -1,0 +1,135 @@
+"""PGM-Explainer on hand-made graphs and models whose answer is known."""
+import numpy as np
+import pytest
+import torch
+from scipy.stats import chi2_contingency
+from torch_geometric.data import Data
+from torch_geometric.utils import scatter
+
+pytest.importorskip("pgmpy")
+
+from gnnformer.errors import UserError  # noqa: E402
+from gnnformer.explain.bayes import fit_bayes_net, query_bayes_net  # noqa: E402
+from gnnformer.explain.fidelity import precision_recall, same_set_rate  # noqa: E402
+from gnnformer.explain.pgm import PGMExplainer  # noqa: E402
+from gnnformer.explain.stats import chi_square  # noqa: E402
+from gnnformer.explain.synthetic import team_graph  # noqa: E402
+
+
+class OneNeighbour(torch.nn.Module):
+    """Node i's logits: [0.5, sum of w_e * x[src_e, 0] over its in-edges]; only edge 2 -> 1 has a
+    weight, so node 1's prediction depends on node 2's first feature and on nothing else."""
+
+    def forward(self, data):
+        src, dst = data.edge_index
+        s = scatter(data.edge_weight * data.x[src, 0], dst, dim=0, dim_size=data.num_nodes, reduce="sum")
+        return torch.stack([torch.full_like(s, 0.5), s], -1)
+
+
+class KeyNode(torch.nn.Module):
+    """A graph's logits: [0.5, the first feature of its node marked ``key``] (one row per graph)."""
+
+    def forward(self, data):
+        batch = data.batch if data.get("batch") is not None else torch.zeros(data.num_nodes, dtype=torch.long)
+        s = scatter(data.key * data.x[:, 0], batch, dim=0, reduce="sum")
+        return torch.stack([torch.full_like(s, 0.5), s], -1)
+
+
+def path_graph():
+    edge_index = torch.tensor([[0, 1, 1, 2, 2, 3, 3, 4], [1, 0, 2, 1, 3, 2, 4, 3]])
+    weight = torch.zeros(8)
+    weight[3] = 1.0  # the edge 2 -> 1
+    return Data(x=torch.ones(5, 3), edge_index=edge_index, edge_weight=weight)
+
+
+def test_node_explainer_selects_exactly_the_neighbour_the_prediction_depends_on():
+    e = PGMExplainer(OneNeighbour(), hops=1, num_samples=400, seed=0).explain_node(path_graph(), 1)
+    assert e.prediction == 1
+    assert e.nodes == [1, 2]  # the target itself (p = 0, as in the authors' code) and node 2
+    assert set(e.p_values) == {0, 1, 2}  # node 1's one-hop neighbourhood
+    assert e.p_values[2] < 1e-10 and e.p_values[0] > 0.05
+    assert e.blanket == [2] and e.bayes_net == [("2", "target")]
+
+
+def test_bayes_net_query_is_the_probability_by_hand():
+    # zero perturbation: node 1's prediction changes exactly when node 2 is perturbed
+    e = PGMExplainer(OneNeighbour(), hops=1, num_samples=200, perturbation="zero", seed=3).explain_node(path_graph(), 1)
+    assert e.query({2: True}, changed=True) == pytest.approx(1.0)
+    assert e.query({2: False}) == pytest.approx(1.0)
+    with pytest.raises(UserError, match="not in the explanation"):
+        e.query({0: True})
+    # MLE: P(target | parents) is the frequency among the samples with those parents' values
+    perturbed = np.array([[1, 0], [1, 0], [1, 1], [0, 1], [0, 0], [1, 1], [1, 0], [0, 0]])
+    outcome = np.array([1, 0, 1, 1, 0, 1, 1, 0])
+    net = fit_bayes_net(perturbed, outcome, [7, 9], blanket=[7, 9])
+    assert query_bayes_net(net, {7: 1, 9: 0}, 1) == pytest.approx(2 / 3)
+    assert query_bayes_net(net, {7: 0, 9: 1}, 1) == pytest.approx(1.0)
+    # BIC keeps the two perturbations independent here, so with no evidence the answer is
+    # sum over configurations of P(7) P(9) P(target | 7, 9): 5/8 5/8 2/3 + 5/8 3/8 1 + 3/8 3/8 1 + 3/8 5/8 0
+    assert sorted(net.edges()) == [("7", "target"), ("9", "target")]
+    assert query_bayes_net(net, {}, 1) == pytest.approx(5 / 8 * 5 / 8 * 2 / 3 + 5 / 8 * 3 / 8 + 3 / 8 * 3 / 8)
+
+
+def test_chi_square_matches_scipy():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 4, (300, 3))
+    y = (x[:, 0] > 1).astype(int) * rng.integers(0, 2, 300) + rng.integers(0, 2, 300)
+    stat, dof, p = chi_square(x, y)
+    for j in range(3):
+        table = np.array([[np.sum((x[:, j] == a) & (y == b)) for b in range(3)] for a in range(4)])
+        ref = chi2_contingency(table, correction=False)
+        assert (stat[j], dof[j], p[j]) == pytest.approx((ref.statistic, ref.dof, ref.pvalue))
+    # conditional: statistics and degrees of freedom add up over the strata of z
+    z = rng.integers(0, 2, 300)
+    stat, dof, _ = chi_square(x[:, 0], y, z[:, None])
+    refs = [chi2_contingency(np.array([[np.sum((x[z == s, 0] == a) & (y[z == s] == b)) for b in range(3)]
+                                       for a in range(4)]), correction=False) for s in (0, 1)]
+    assert stat == pytest.approx(sum(r.statistic for r in refs)) and dof == sum(r.dof for r in refs)
+    # a constant variable carries no evidence
+    assert chi_square(np.zeros(50, dtype=int), rng.integers(0, 2, 50))[2] == 1.0
+
+
+def test_graph_explainer_finds_the_key_node_and_both_rounds_test_the_outcome():
+    n = 30
+    key = torch.zeros(n)
+    key[17] = 1.0
+    edge_index = torch.stack([torch.arange(n - 1), torch.arange(1, n)])
+    data = Data(x=torch.ones(n, 2), edge_index=torch.cat([edge_index, edge_index.flip(0)], 1), key=key)
+    e = PGMExplainer(KeyNode(), hops=1, num_samples=400, perturbation="zero", top_k=1, seed=0).explain_graph(data)
+    assert e.target is None and e.prediction == 1
+    assert e.nodes == [17]
+    assert len(e.p_values) == 4  # round two tests the 4 * top_k candidates of round one
+    assert e.query({17: True}, changed=True) > 0.2 and e.query({17: False}, changed=True) == 0.0
+
+
+def test_same_seed_same_explanation_other_seed_other_samples():
+    data = path_graph()
+    a, b, c = (PGMExplainer(OneNeighbour(), hops=1, num_samples=100, seed=s).explain_node(data, 1) for s in (5, 5, 6))
+    assert a.p_values == b.p_values and a.nodes == b.nodes
+    assert a.p_values != c.p_values
+
+
+def test_bad_settings_are_user_errors():
+    with pytest.raises(UserError, match="perturbation"):
+        PGMExplainer(OneNeighbour(), hops=1, perturbation="noise")
+    with pytest.raises(UserError, match="hops"):
+        PGMExplainer(OneNeighbour())
+    with pytest.raises(UserError, match="not in the graph"):
+        PGMExplainer(OneNeighbour(), hops=1).explain_node(path_graph(), 9)
+
+
+def test_team_graph_outcome_is_driven_by_the_named_peers():
+    data, truth = team_graph(num_teams=3, team_size=5, seed=1)
+    assert data.num_nodes == 15 and len(truth) == 15
+    drive = data.edge_type == 0
+    for m in range(15):
+        drivers = data.edge_index[0, drive & (data.edge_index[1] == m)].tolist()
+        assert sorted([m] + drivers) == truth[m] and m // 5 == drivers[0] // 5
+        assert int(data.y[m]) == int(data.x[drivers, 0].mean() < 0.5)
+    again, _ = team_graph(num_teams=3, team_size=5, seed=1)
+    assert torch.equal(again.edge_index, data.edge_index)
+
+
+def test_precision_recall_and_stability():
+    assert precision_recall([1, 2, 3, 4], [2, 3, 9]) == (0.5, 2 / 3)
+    assert same_set_rate([[1, 2], [3]], [[2, 1], [4]]) == 0.5
