@@ -19,12 +19,12 @@ gradients still flow through every layer, so on a CPU it is slower, and it is no
 
 Fine-tuning all layers at L=128 would take about 19 minutes per epoch over CiteSeer-TAG's 1912
 training texts, so by default only the top ``lm_train_layers`` = 2 encoder layers and the head
-are trained (the frozen layers run forward only, storing nothing for backward), at L=128, one
-epoch of pre-training and one per E-step. One seed of that default on citeseer-tag, measured on
-the same shared machine (load about 4 on 2 cores), took 26.9 minutes: LM pre-training 603 s,
-inference over the 3186 texts 249 s and 168 s, E-step 518 s, GCN 44 s and 18 s; test accuracy
-LM alone 0.735, GCN on its embeddings 0.752, GLEM-LM 0.747, GLEM-GNN 0.755 (seed 0, random split;
-strict pseudo-labels, so on this fully split graph every step trained on gold labels alone).
+are trained, at L=128, one epoch of pre-training and one per E-step. The frozen four blocks run
+once per dataset and their token states are kept (``lm_state_cache_mb``): every later pass runs
+two blocks, measured on 192 texts in one run (shared machine) at 87 against 33 texts/s for
+inference and 28 against 14 texts/s for training. Before that, one seed of the default on
+citeseer-tag took 26.9 minutes on the same shared machine (LM pre-training 603 s, inference 249 s
+and 168 s, E-step 518 s); the measured time of the current code is in BENCHMARKS.md.
 """
 from __future__ import annotations
 
