@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup demo test glem bench clean
+.PHONY: setup demo test glem bench clean browser test-browser
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -27,6 +27,16 @@ $(VENV)/.text: $(VENV)/.installed
 
 glem: $(VENV)/.text
 	$(VENV)/bin/gnnformer glem --dataset citeseer-tag
+
+# The CLGT report's browser test drives headless Chromium (Debian packages; apt-get needs root).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium chromium-driver; }
+
+# Fails, rather than skips, when the browser is missing.
+test-browser: setup browser
+	GNNFORMER_REQUIRE_BROWSER=1 $(PY) -m pytest -q tests/test_clgt_report.py
 
 clean:
 	rm -rf $(VENV) *.egg-info runs
