@@ -27,7 +27,7 @@ WIDTH, HEIGHT, MARGIN, RADIUS = 900, 560, 60, 10
 # Colour and dash per interaction type; directed types get an arrow (integrator/signer -> author).
 EDGE_STYLE = {"co-edit": ("#7a7a7a", ""), "integrate": ("#1f6fb4", "7 4"),
               "co-author": ("#8e44ad", ""), "sign-off": ("#d35400", "2 4")}
-DIRECTED = {"integrate", "sign-off"}
+DIRECTED = {"integrate": "integrator → author", "sign-off": "signer → author"}
 OTHER_STYLE = ("#999999", "1 3")
 # Undirected types are drawn straight (both stored directions coincide); directed ones bend so that
 # a -> b and b -> a stay apart, and apart from the straight line of the same pair.
@@ -96,10 +96,13 @@ def layout(n: int, edges: list[tuple[int, int, float]], iterations: int = 250) -
     k = math.sqrt(1.0 / n)
     temperature = 0.1
     for _ in range(iterations):
-        delta = pos[:, None, :] - pos[None, :, :]
-        dist = np.maximum(np.linalg.norm(delta, axis=2), 1e-3)
-        force = (k * k / dist**2 - attract * dist / k)[:, :, None] * delta  # repulsion k^2/d, attraction d^2/k
-        disp = force.sum(axis=1) - 0.3 * n * k * (pos - 0.5)  # weak gravity keeps components on the canvas
+        dx, dy = pos[:, :1] - pos[:, 0], pos[:, 1:] - pos[:, 1]
+        dist = np.maximum(np.sqrt(dx * dx + dy * dy), 1e-3)
+        # along pos_i - pos_j: repulsion k^2/d, attraction d^2/k; sum_j c_ij (p_i - p_j) without an [n, n, 2] array
+        coef = k * k / dist**2 - attract * dist / k
+        np.fill_diagonal(coef, 0.0)
+        disp = coef.sum(axis=1, keepdims=True) * pos - coef @ pos
+        disp -= 0.3 * n * k * (pos - 0.5)  # weak gravity keeps components on the canvas
         length = np.maximum(np.linalg.norm(disp, axis=1, keepdims=True), 1e-9)
         pos += disp / length * np.minimum(length, temperature)
         temperature = max(temperature * 0.98, 0.002)
@@ -177,7 +180,7 @@ def edge_path(a, b, bend: float, shorten: bool) -> str:
 def legend(types: list[str]) -> str:
     items = [f'<span><svg width="34" height="10" aria-hidden="true"><line x1="0" y1="5" x2="34" y2="5" '
              f'stroke="{style(t)[0]}" stroke-width="3"' + (f' stroke-dasharray="{style(t)[1]}"' if style(t)[1] else "")
-             + f'/></svg>{esc(t)}{" (arrow: from the integrating or signing member)" if t in DIRECTED else ""}</span>'
+             + f'/></svg>{esc(t)}{f" (arrow: {DIRECTED[t]})" if t in DIRECTED else ""}</span>'
              for t in types]
     # squares, not circles: the graph's circles are its members and nothing else
     scale = "".join(f'<span><svg width="12" height="12" aria-hidden="true"><rect width="12" height="12" rx="6" '
