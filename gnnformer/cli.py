@@ -275,6 +275,73 @@ def glem(dataset, nodes, edges, split, gnn, seed, config_file, data_root, out_di
     _report(metrics, table, [f"wrote {out}/metrics.json, config.yaml, checkpoints/"])
 
 
+@cli.group()
+def clgt() -> None:
+    """CLGT: who in a team may be at risk, from its version-control history (train, report)."""
+
+
+def _clgt_options(func):
+    """The options `clgt train` and `clgt report` share (applied bottom-up, shown top-down)."""
+    options = [
+        click.option("--repo", type=click.Path(), help="A local git repository."),
+        click.option("--activity", type=click.Path(), help="A folder of activity tables (commits.tsv.gz, files.tsv.gz)."),
+        click.option("--labels", type=click.Path(), help="CSV 'member,label' (pass / at-risk, or a class number); "
+                                                         "without it: the proxy (active in the next window or not)."),
+        click.option("--window-days", type=click.IntRange(min=1), help="Days per window [182]."),
+        click.option("--seed", type=int, help="One seed (seeds=0,1,2 runs several)."),
+        click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML file of settings."),
+        click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder."),
+        click.option("--quiet", is_flag=True, help="No progress bars."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return click.argument("overrides", nargs=-1)(func)
+
+
+def _clgt_settings(config_file, overrides, **flags):
+    from .clgt.settings import clgt_config
+
+    seed = flags.pop("seed")
+    return clgt_config(merge_settings(config_file, {**flags, "seeds": seed}, overrides))
+
+
+@clgt.command("train")
+@_clgt_options
+def clgt_train(repo, activity, labels, window_days, seed, config_file, out_dir, quiet, overrides) -> None:
+    """Train CLGT and its baselines (adaboost, rgcn, gat, transformer) on earlier windows, test on later ones.
+
+    Writes metrics.json, config.yaml and best.pt. OVERRIDES are key=value settings, e.g.
+    epochs=50 baselines=rgcn,gat seeds=0,1,2 min_commits=3 model.hidden=32.
+    """
+    from .clgt.run import run_train
+
+    cfg = _clgt_settings(config_file, overrides, repo=repo, activity=activity, labels=labels,
+                         window_days=window_days, seed=seed)
+    metrics = run_train(cfg, out_dir, progress=not quiet)
+    table = _results_table(metrics["source"], metrics["rows"], ["test_accuracy", "test_macro_f1", "test_roc_auc"])
+    _report({**metrics, "protocol": f"{metrics['protocol']}\nlabels: {metrics['label_rule']}"}, table,
+            [f"wrote {out_dir}/metrics.json, config.yaml, best.pt"])
+
+
+@clgt.command("report")
+@_clgt_options
+@click.option("--show-names", is_flag=True, default=None, help="The repository's member ids instead of pseudonyms.")
+def clgt_report(repo, activity, labels, window_days, seed, config_file, out_dir, quiet, overrides, show_names) -> None:
+    """Predict the latest window, explain the members most at risk, write report.html (works offline).
+
+    OVERRIDES are key=value settings, e.g. explain=10 epochs=50 model.hidden=32.
+    """
+    from .clgt.run import run_report
+
+    cfg = _clgt_settings(config_file, overrides, repo=repo, activity=activity, labels=labels,
+                         window_days=window_days, seed=seed, show_names=show_names)
+    report = run_report(cfg, out_dir, progress=not quiet)
+    at_risk = sum(m["predicted"] == "at risk" for m in report["members"])
+    click.echo(f"{report['source']}, window {report['window'][0][:10]} to {report['window'][1][:10]}: "
+               f"{at_risk} of {len(report['members'])} members predicted at risk")
+    click.echo(f"wrote {out_dir}/report.html, report.json, metrics.json, config.yaml")
+
+
 @cli.command()
 @click.option("--epochs", type=click.IntRange(min=1), default=40, show_default=True)
 @click.option("--folds", type=click.IntRange(min=3), default=10, show_default=True,

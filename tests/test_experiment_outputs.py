@@ -137,6 +137,8 @@ ALLOWED = {
              "config"},
     "explain": {"explain", "training", "models", "datasets", "tasks", "nn", "errors", "paths", "registry",
                 "progress", "config"},
+    "clgt": {"clgt", "explain", "training", "models", "datasets", "tasks", "nn", "errors", "paths", "registry",
+             "progress", "config"},
 }
 
 

@@ -40,12 +40,23 @@ class Task:
         return a > b if self.mode == "max" else a < b
 
 
+def known_labels(out: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """The rows of ``out`` and ``y`` whose class is known: a negative class (-1) is unknown (a member
+    whose outcome was not observed) and counts in no loss and no metric."""
+    y = y.view(-1)
+    known = y >= 0
+    return (out, y) if bool(known.all()) else (out[known], y[known])
+
+
 class Classification(Task):
     def loss(self, out, y):
-        return F.cross_entropy(out, y.view(-1))
+        out, y = known_labels(out, y)
+        if y.numel() == 0:  # nothing known in this batch: no gradient, not NaN
+            return out.sum() * 0.0
+        return F.cross_entropy(out, y)
 
     def metrics(self, out, y):
-        y = y.view(-1)
+        out, y = known_labels(out, y)
         res = {"accuracy": M.accuracy(out, y)}
         if out.size(-1) == 2:
             res["roc_auc"] = M.roc_auc(out.softmax(-1)[:, 1], y.float())

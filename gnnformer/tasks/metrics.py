@@ -28,6 +28,17 @@ def accuracy(logits: Tensor, y: Tensor) -> float:
     return float(accuracy_score(y.view(-1).cpu().numpy(), logits.argmax(dim=-1).view(-1).cpu().numpy()))
 
 
+def macro_f1(logits: Tensor, y: Tensor) -> float:
+    """F1 of every class present in ``y`` or predicted, averaged with equal weight (scikit-learn's
+    ``average='macro'``); NaN for no rows."""
+    from sklearn.metrics import f1_score
+
+    if y.numel() == 0:
+        return float("nan")
+    return float(f1_score(y.view(-1).cpu().numpy(), logits.argmax(dim=-1).view(-1).cpu().numpy(), average="macro",
+                          zero_division=0))
+
+
 def roc_auc(scores: Tensor, y: Tensor) -> float:
     """Area under the ROC curve of ``scores`` for binary ``y``; NaN labels are left out, and the
     result is NaN when only one class remains (the AUC is undefined then)."""
