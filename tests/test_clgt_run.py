@@ -103,6 +103,7 @@ def test_report_ranks_the_latest_window_and_names_members_by_pseudonym(team, tmp
     code, stdout, err = run(capsys, "clgt", "report", "--repo", str(team), "--window-days", "30", "--out", str(out),
                             "--quiet", *FAST, "explain=2", "explain_samples=20")
     assert code == 0, err
+    assert (out / "report.html").read_text().count("<svg") >= 1  # rendered by gnnformer.clgt.report
     text = (out / "report.json").read_text()
     report = json.loads(text)
     assert "@" not in text  # no e-mail address anywhere

@@ -1,0 +1,118 @@
+"""CLGT against AdaBoost, R-GCN, GAT and the plain transformer on the five shared histories.
+
+For each history of ``shared/datasets/collab`` (windows of ``--window-days`` days, the last ending
+with the last commit), the proxy label of ``gnnformer.clgt.data`` (at risk = fewer than
+``min_commits`` contributions in the next window), a chronological split (the latest
+``test_windows`` labelled windows test, the ``val_windows`` before them validate, all earlier ones
+train) and every model trained by ``gnnformer.clgt.run.train_models`` for each seed. Each
+finished history is appended to ``benchmarks/results/clgt/cells.jsonl`` and the BENCHMARKS.md
+section is rewritten, so a stopped run keeps what it finished (``--resume`` skips those).
+
+    python benchmarks/bench_clgt.py --collab ../shared/datasets/collab [--epochs 30 --seeds 0,1,2]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_difformer_scaling import machine_line  # noqa: E402
+from bench_graph_epoch import background_load  # noqa: E402
+from bench_layers import write_section  # noqa: E402
+
+MARK = "<!-- bench_clgt:cpu -->"
+RESULTS = ROOT / "benchmarks" / "results" / "clgt" / "cells.jsonl"
+HISTORIES = ("pallets__flask", "psf__requests", "networkx__networkx", "pyg-team__pytorch_geometric",
+             "pytest-dev__pytest")
+METRICS = ("accuracy", "macro_f1", "roc_auc")
+
+
+def cell(folder: Path, args) -> dict:
+    from gnnformer.clgt.data import load_windows
+    from gnnformer.clgt.run import protocol, train_models
+    from gnnformer.clgt.settings import clgt_config
+
+    cfg = clgt_config({"activity": str(folder), "window_days": args.window_days, "min_commits": args.min_commits,
+                       "val_windows": args.val_windows, "test_windows": args.test_windows, "epochs": args.epochs,
+                       "patience": args.patience, "batch_size": args.batch_size, "seeds": args.seeds,
+                       "model_args": {"hidden": args.hidden, "layers": args.layers}})
+    start = time.perf_counter()
+    windows = load_windows(cfg)
+    rows, per_seed, _ = train_models(cfg, windows, cfg.models(), progress=False)
+    return {"history": folder.name, "label_rule": windows.label_rule, "protocol": protocol(cfg, windows),
+            "rows": rows, "per_seed": per_seed, "seconds": time.perf_counter() - start}
+
+
+def _fmt(stat: dict) -> str:
+    if stat.get("mean") is None:
+        return "n/a"
+    return f"{stat['mean']:.3f} ± {stat['std']:.3f}"
+
+
+def section(cells: list, args, reduced: list, load: tuple) -> str:
+    lines = [MARK, "## CLGT on real team histories: who stops contributing next (cpu)", "",
+             f"`python benchmarks/bench_clgt.py --collab ../shared/datasets/collab --epochs {args.epochs} "
+             f"--seeds {','.join(map(str, args.seeds))}` ({dt.date.today().isoformat()}; {machine_line(*load)}).", "",
+             f"Label (a proxy: the histories have no grades): a member of a {args.window_days}-day window is *at risk* "
+             f"when they make fewer than {args.min_commits} contributions (commits, merges, co-authored commits) in "
+             "the next window; members with no contribution in the window, the latest window and a window whose "
+             "next one the history has not finished are unlabelled. Chronological split: the latest "
+             f"{args.test_windows} labelled windows test, the {args.val_windows} before validate, all earlier ones "
+             "train; selection on validation accuracy; test scores over the test windows' labelled members, "
+             f"mean ± std over seeds {', '.join(map(str, args.seeds))}. Graph models: hidden {args.hidden}, "
+             f"{args.layers} layers, at most {args.epochs} epochs (patience {args.patience}), Adam 1e-3; "
+             "AdaBoost: 100 stumps on the node features.", ""]
+    if reduced:
+        lines += ["Reduced to fit the time: " + "; ".join(reduced) + ".", ""]
+    for c in cells:
+        lines += [f"### {c['history']}", "", f"{c['label_rule']}.", "", f"{c['protocol']}; {c['seconds']:.0f} s.", "",
+                  "| model | accuracy | macro-F1 | ROC-AUC | seconds per seed |", "|---|---:|---:|---:|---:|"]
+        for r in c["rows"]:
+            lines.append(f"| {r['model']} | " + " | ".join(_fmt(r[f'test_{m}']) for m in METRICS)
+                         + f" | {r['seconds']['mean']:.1f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--collab", default=str(ROOT.parent / "shared" / "datasets" / "collab"))
+    parser.add_argument("--histories", default=",".join(HISTORIES))
+    parser.add_argument("--window-days", type=int, default=182)
+    parser.add_argument("--min-commits", type=int, default=2)
+    parser.add_argument("--val-windows", type=int, default=2)
+    parser.add_argument("--test-windows", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--patience", type=int, default=30)
+    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--layers", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
+    parser.add_argument("--reduced", action="append", default=[], help="A line saying what was reduced, and why.")
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args()
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    cells = [json.loads(line) for line in RESULTS.read_text().splitlines()] if args.resume and RESULTS.exists() else []
+    if not args.resume:
+        RESULTS.write_text("")
+    done = {c["history"] for c in cells}
+    before = background_load()
+    for name in args.histories.split(","):
+        if name in done:
+            continue
+        c = cell(Path(args.collab) / name, args)
+        cells.append(c)
+        with RESULTS.open("a") as fh:
+            fh.write(json.dumps(c) + "\n")
+        write_section(ROOT / "BENCHMARKS.md", MARK, section(cells, args, args.reduced, (before, background_load())))
+        print(f"{name}: {c['seconds']:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
