@@ -51,6 +51,32 @@ def test_node_explainer_selects_exactly_the_neighbour_the_prediction_depends_on(
     assert e.blanket == [2] and e.bayes_net == [("2", "target")]
 
 
+class Recording(OneNeighbour):
+    """OneNeighbour that records how many nodes each graph it is given has."""
+
+    def __init__(self):
+        super().__init__()
+        self.sizes = set()
+
+    def forward(self, data):
+        self.sizes.add(data.num_nodes // int(data.get("num_graphs") or 1))
+        return super().forward(data)
+
+
+def test_default_tests_what_the_target_depends_on_not_what_it_drives():
+    data = path_graph()
+    data.edge_weight[1] = 1.0  # the edge 1 -> 0: node 0's prediction now depends on the target's features
+    model = Recording()
+    e = PGMExplainer(model, hops=1, num_samples=400, seed=0).explain_node(data, 1)
+    assert e.nodes == [1, 2] and e.p_values[0] > 0.05
+    assert model.sizes == {5, 4}  # the whole graph once, then the target's 2-hop graph (nodes 0-3)
+    # the authors' coding: node 0's own outcome follows the target's perturbation, so it is kept
+    model = Recording()
+    e = PGMExplainer(model, hops=1, num_samples=400, neighbour_outcomes=True, seed=0).explain_node(data, 1)
+    assert e.nodes == [0, 1, 2] and e.p_values[0] < 1e-10
+    assert model.sizes == {5}  # the 3-hop graph is the whole path
+
+
 def test_bayes_net_query_is_the_probability_by_hand():
     # zero perturbation: node 1's prediction changes exactly when node 2 is perturbed
     e = PGMExplainer(OneNeighbour(), hops=1, num_samples=200, perturbation="zero", seed=3).explain_node(path_graph(), 1)
