@@ -159,3 +159,15 @@ def test_team_graph_outcome_is_driven_by_the_named_peers():
 def test_precision_recall_and_stability():
     assert precision_recall([1, 2, 3, 4], [2, 3, 9]) == (0.5, 2 / 3)
     assert same_set_rate([[1, 2], [3]], [[2, 1], [4]]) == 0.5
+
+
+def test_missing_pgmpy_is_a_user_error_naming_the_extra(monkeypatch):
+    import importlib.util
+
+    from gnnformer.errors import UserError
+    from gnnformer.explain import bayes
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pgmpy" else real(name, *a))
+    with pytest.raises(UserError, match=r"pip install -e '\.\[explain\]'"):
+        bayes.fit_bayes_net(np.zeros((4, 1)), np.zeros(4), [0], [0])

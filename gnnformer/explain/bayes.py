@@ -14,11 +14,23 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ..errors import UserError
+
 TARGET = "target"
+
+
+def require_pgmpy() -> None:
+    """A `UserError` naming the optional extra when pgmpy (the Bayesian network) is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("pgmpy") is None or importlib.util.find_spec("pandas") is None:
+        raise UserError("PGM-Explainer's Bayesian network needs pgmpy, an optional extra: "
+                        "pip install -e '.[explain]' (or pass bayes_net=False for the node selection alone).")
 
 
 def fit_bayes_net(perturbed: np.ndarray, outcome: np.ndarray, nodes: Sequence[int], blanket: Sequence[int]):
     """A fitted ``pgmpy`` ``DiscreteBayesianNetwork`` over ``nodes`` (columns of ``perturbed``) and the target."""
+    require_pgmpy()
     import pandas as pd
 
     with warnings.catch_warnings():  # pgmpy 1.x warns about its own deprecated modules on import
