@@ -239,7 +239,7 @@ def report(records: list, load_before, load_after, minutes: float, plan: str) ->
     done = ", ".join(f"{s}: {len(c)} seed(s)" for s, c in by_split.items())
     lines = [f"<!-- {MARK}:cpu -->", "## GLEM on citeseer-tag: LM and GNN, alone and trained in turn (cpu)", "",
              f"- date: {dt.date.today().isoformat()}; machine: {machine_line(load_before, load_after)}; "
-             f"this invocation took {minutes:.0f} min",
+             + (f"this invocation took {minutes:.0f} min" if minutes else "section rewritten from the stored cells"),
              f"- command: `python benchmarks/bench_glem.py --data-root ../shared/datasets --plan {plan}` "
              f"(resumable: cells in `{RESULTS.relative_to(ROOT)}`)",
              "- data: `citeseer-tag` (3186 CiteSeer papers, title + abstract, 6 classes, 4225 citation links); "
@@ -250,11 +250,24 @@ def report(records: list, load_before, load_after, minutes: float, plan: str) ->
              "accuracy only; all settings of one seed share one pre-training (`GLEMRun.fork`)",
              f"- **reduced**: {done} of the 5 planned per split, so that the run fits this session's machine time; "
              "PyG's GLEM on the cells named in the plan only. Re-running the command resumes with the missing seeds.",
+             "- seconds: wall time per seed while other benchmarks and test runs shared both cores for most of the "
+             "run (the 2026-12-03 run: load 3-5 on 2 cores), so they are upper bounds; on the random split the "
+             "`strict` set is empty (every node is in a split), so `strict` and the control are the same schedule",
              f"- published reference (different data, not available offline): {PUBLISHED}", ""]
     for split, cells in by_split.items():
         if not cells:
             continue
         lines += [f"### {split} split", ""] + split_table(cells, [p for p in pyg_cells if p["split"] == split]) + [""]
+    for path in sorted(RESULTS.parent.glob("pyg-separate-*.json")):
+        r = json.loads(path.read_text())
+        lines += [f"PyG's GLEM in a **separate run** on the same machine and day (`{path.relative_to(ROOT)}`, "
+                  "`python benchmarks/pyg_glem.py --split low-label --seed 0 --lm-epochs 1 --em-iterations 1`: "
+                  "low-label split, seed 0, transductive, every non-training node pseudo-labelled, LoRA "
+                  f"{'on' if r.get('lora') else 'off'}): LM after pre-training {r['lm'][0]['test'] * 100:.1f}, "
+                  f"GNN after pre-training {r['gnn'][0]['test'] * 100:.1f}; GLEM-LM {r['best_lm']['test'] * 100:.1f}, "
+                  f"GLEM-GNN {r['best_gnn']['test'] * 100:.1f} test accuracy (val {r['best_lm']['val'] * 100:.1f} / "
+                  f"{r['best_gnn']['val'] * 100:.1f}); {r['wall_seconds']:.0f} s in all, of which the E-step "
+                  f"{r['seconds']['em1_lm']:.0f} s.", ""]
     lines += ["PyG's GLEM runs as `benchmarks/pyg_glem.py` describes: its own class and losses, full-batch GNN "
               "(no pyg-lib here for its NeighborLoader), the LM fully trained with LoRA (peft), the GNN on the "
               "untouched LM's [CLS] vectors, last-epoch weights, one EM iteration, pseudo-labels on "
@@ -287,6 +300,7 @@ def main() -> None:
     ap.add_argument("--plan", default=DEFAULT_PLAN, help="comma-separated split:seed cells; pyg:split:seed for PyG's GLEM")
     ap.add_argument("--resume", action="store_true", help="skip the cells already stored")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--rewrite", action="store_true", help="only rewrite the section from the stored cells")
     args = ap.parse_args()
 
     from gnnformer.datasets.text_graph import load_text_dataset
@@ -295,6 +309,10 @@ def main() -> None:
     from gnnformer.progress import Progress
 
     load_before, started = background_load(), time.perf_counter()
+    if args.rewrite:
+        write_section(ROOT / "BENCHMARKS.md", f"<!-- {MARK}:cpu -->",
+                      report(load_records(), None, None, 0.0, args.plan))
+        return
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     records = load_records() if args.resume else []
     if not args.resume and RESULTS.exists() and not args.no_write:
