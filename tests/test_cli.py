@@ -132,13 +132,23 @@ def test_predict_refuses_other_schema(trained, tmp_path, capsys):
     (["train", "--dataset", "NOPE_DATASET", "--epochs", "1"], "NOPE_DATASET"),
     (["train", "--epochs", "1", "lr"], "key=value"),
     (["train", "--epochs", "1", "model.colour=red"], "Unknown option(s) of model 'gps': colour"),
-    (["predict", "--checkpoint", "x.pt"], "Missing option '--input'"),
+    (["predict", "--checkpoint", "x.pt"], "Checkpoint x.pt does not exist"),
 ])
 def test_user_errors_exit_2_with_message(capsys, args, needle):
     code, out, err = run(capsys, *args)
     assert code == 2
     assert needle in err
     assert "Traceback" not in err + out
+
+
+def test_predict_without_input_names_it(capsys, tmp_path):
+    """A graph checkpoint needs --input (it is optional on the command line because GLEM takes --text)."""
+    code, _, _ = run(capsys, "train", "--model", "gin", "--dataset", "MUTAG", "--epochs", "1", "--quiet",
+                     "model.hidden=8", "model.layers=1", "--out", str(tmp_path / "run"))
+    assert code == 0
+    code, _, err = run(capsys, "predict", "--checkpoint", str(tmp_path / "run" / "best.pt"))
+    assert code == 2 and "--input is required" in err
+
 
 
 def test_bad_config_file(tmp_path, capsys):
