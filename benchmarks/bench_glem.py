@@ -83,22 +83,28 @@ def _result(res) -> dict:
                        for s in res.stages], "notes": res.notes}
 
 
-def ours(graph, tokens, lm_path, split_name: str, seed: int, data_root, progress) -> dict:
-    from gnnformer.datasets.text_graph import text_graph_split
+def pretrained(cfg, graph, tokens, lm_path, split, seed: int, progress):
+    """One seed's pre-training (LM, then GCN), from which every compared setting forks."""
     from gnnformer.glem.em import GLEMRun
     from gnnformer.glem.lm_stage import freeze_lower_layers
-    from gnnformer.glem.settings import glem_config
     from gnnformer.models.lm import TextClassifier
     from gnnformer.training.runtime import seed_everything
+
+    seed_everything(seed)
+    model = TextClassifier(lm_path, graph.num_classes, cfg.lm_dropout)
+    freeze_lower_layers(model, cfg.lm_train_layers)
+    return GLEMRun(cfg, model, tokens, graph.y, graph.edge_index, graph.num_classes, split, progress, seed).pretrain()
+
+
+def ours(graph, tokens, lm_path, split_name: str, seed: int, data_root, progress) -> dict:
+    from gnnformer.datasets.text_graph import text_graph_split
+    from gnnformer.glem.settings import glem_config
 
     cfg = glem_config(dict(dataset="citeseer-tag", data_root=data_root, split=split_name, seeds=[seed],
                            em_iterations=EM_ITERATIONS, pseudo="strict"))
     split = text_graph_split(graph, split_name, seed)
     cell = {"split": split_name, "seed": seed, "sizes": list(split.sizes()), "tfidf": tfidf_gcn(graph, split, cfg, seed, progress)}
-    seed_everything(seed)
-    model = TextClassifier(lm_path, graph.num_classes, cfg.lm_dropout)
-    freeze_lower_layers(model, cfg.lm_train_layers)
-    base = GLEMRun(cfg, model, tokens, graph.y, graph.edge_index, graph.num_classes, split, progress, seed).pretrain()
+    base = pretrained(cfg, graph, tokens, lm_path, split, seed, progress)
     for name, changes in FORKS:
         cell[name] = _result(base.fork(dataclasses.replace(cfg, **changes)).iterate())
     cell["settings"] = cfg.to_dict()
@@ -109,19 +115,11 @@ def add_control(cell: dict, graph, tokens, lm_path, data_root, progress) -> dict
     """The control of a stored cell that lacks it: the same pre-training (deterministic for the
     seed: its scores are checked against the stored ones), then the control fork."""
     from gnnformer.datasets.text_graph import text_graph_split
-    from gnnformer.glem.em import GLEMRun
-    from gnnformer.glem.lm_stage import freeze_lower_layers
     from gnnformer.glem.settings import glem_config
-    from gnnformer.models.lm import TextClassifier
-    from gnnformer.training.runtime import seed_everything
 
     cfg = glem_config(cell["settings"])
     split = text_graph_split(graph, cell["split"], cell["seed"])
-    seed_everything(cell["seed"])
-    model = TextClassifier(lm_path, graph.num_classes, cfg.lm_dropout)
-    freeze_lower_layers(model, cfg.lm_train_layers)
-    base = GLEMRun(cfg, model, tokens, graph.y, graph.edge_index, graph.num_classes, split, progress,
-                   cell["seed"]).pretrain()
+    base = pretrained(cfg, graph, tokens, lm_path, split, cell["seed"], progress)
     if base.lm_scores[0] != cell["strict"]["lm"][0] or base.gnn_scores[0] != cell["strict"]["gnn"][0]:
         raise SystemExit(f"pre-training of {cell['split']} seed {cell['seed']} did not repeat; rerun the cell")
     cell["control"] = _result(base.fork(dataclasses.replace(cfg, **dict(FORKS)["control"])).iterate())
