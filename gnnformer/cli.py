@@ -326,7 +326,9 @@ def clgt_train(repo, activity, labels, window_days, seed, config_file, out_dir, 
 @clgt.command("report")
 @_clgt_options
 @click.option("--show-names", is_flag=True, default=None, help="The repository's member ids instead of pseudonyms.")
-def clgt_report(repo, activity, labels, window_days, seed, config_file, out_dir, quiet, overrides, show_names) -> None:
+@click.option("--checkpoint", type=click.Path(), help="best.pt of `clgt train`: reuse its model instead of training.")
+def clgt_report(repo, activity, labels, window_days, seed, config_file, out_dir, quiet, overrides, show_names,
+                checkpoint) -> None:
     """Predict the latest window, explain the members most at risk, write report.html (works offline).
 
     OVERRIDES are key=value settings, e.g. explain=10 epochs=50 model.hidden=32.
@@ -334,7 +336,7 @@ def clgt_report(repo, activity, labels, window_days, seed, config_file, out_dir,
     from .clgt.run import run_report
 
     cfg = _clgt_settings(config_file, overrides, repo=repo, activity=activity, labels=labels,
-                         window_days=window_days, seed=seed, show_names=show_names)
+                         window_days=window_days, seed=seed, show_names=show_names, checkpoint=checkpoint)
     report = run_report(cfg, out_dir, progress=not quiet)
     at_risk = sum(m["predicted"] == "at risk" for m in report["members"])
     click.echo(f"{report['source']}, window {report['window'][0][:10]} to {report['window'][1][:10]}: "

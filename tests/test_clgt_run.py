@@ -181,3 +181,42 @@ def test_a_run_that_fails_removes_the_folder_it_made_and_keeps_one_it_did_not(te
     with pytest.raises(RuntimeError):
         clgt_run.run_train(cfg, kept, progress=False)
     assert kept.is_dir()
+
+
+def test_report_reuses_a_train_checkpoint_and_refuses_one_from_other_windows(team, tmp_path, capsys, monkeypatch):
+    trained = tmp_path / "trained"
+    assert run(capsys, "clgt", "train", "--repo", str(team), "--window-days", "30", "--out", str(trained), "--quiet",
+               *FAST, "baselines=none")[0] == 0
+    stored = json.loads((trained / "metrics.json").read_text())["rows"][0]
+
+    import gnnformer.clgt.run as clgt_run
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the report trained a model although a checkpoint was given")
+
+    monkeypatch.setattr(clgt_run, "train_models", no_training)
+    out = tmp_path / "report"
+    code, _, err = run(capsys, "clgt", "report", "--repo", str(team), "--window-days", "30", "--out", str(out),
+                       "--quiet", "--checkpoint", str(trained / "best.pt"), "explain=0")
+    assert code == 0, err
+    report = json.loads((out / "report.json").read_text())
+    assert report["model"]["name"] == "clgt"
+    assert report["model"]["metrics"] == {m: stored[f"test_{m}"]["mean"] for m in ("accuracy", "macro_f1", "roc_auc")}
+    # the probabilities are the checkpoint's model on the latest window
+    from gnnformer.clgt.data import strip
+    from gnnformer.training.checkpoint import load_checkpoint
+    from gnnformer.training.inference import model_from_checkpoint
+
+    model = model_from_checkpoint(load_checkpoint(trained / "best.pt"))
+    latest = load_windows(clgt_config({"repo": str(team), "window_days": 30})).latest
+    with torch.no_grad():
+        expected = sorted(torch.softmax(model(strip(latest)), -1)[:, 1].tolist(), reverse=True)
+    assert [m["p_at_risk"] for m in report["members"]] == pytest.approx(expected, abs=1e-6)
+
+    other = tmp_path / "other"
+    code, _, err = run(capsys, "clgt", "report", "--repo", str(team), "--window-days", "40", "--out", str(other),
+                       "--quiet", "--checkpoint", str(trained / "best.pt"))
+    assert code == 2 and "window length (days): 30 in the checkpoint, 40 here" in err and not other.exists()
+    code, _, err = run(capsys, "clgt", "report", "--repo", str(team), "--window-days", "30", "--out", str(other),
+                       "--quiet", "--checkpoint", str(trained / "config.yaml"))
+    assert code == 2 and "not a gnnformer checkpoint" in err and not other.exists()

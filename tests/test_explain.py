@@ -171,3 +171,23 @@ def test_missing_pgmpy_is_a_user_error_naming_the_extra(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pgmpy" else real(name, *a))
     with pytest.raises(UserError, match=r"pip install -e '\.\[explain\]'"):
         bayes.fit_bayes_net(np.zeros((4, 1)), np.zeros(4), [0], [0])
+
+
+def test_evidence_ranks_tests_whose_p_values_both_round_to_zero():
+    from gnnformer.explain.stats import evidence
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 4000)
+    strong, weaker = y.copy(), np.where(rng.random(4000) < 0.05, 1 - y, y)  # identical; 5% flipped
+    stat, dof, p = chi_square(np.stack([weaker, strong], 1), y)
+    assert p[0] == p[1] == 0.0  # p alone cannot tell them apart
+    e = evidence(stat, dof)
+    assert np.isfinite(e).all() and e[1] > e[0] > 1000  # -log p: finite and ordered
+    # exact for 1 degree of freedom: p = erfc(sqrt(stat / 2)) = 2 Phi(-sqrt(stat))
+    from scipy.special import log_ndtr
+
+    exact = lambda s: -(np.log(2) + log_ndtr(-np.sqrt(s)))  # noqa: E731
+    assert e == pytest.approx(exact(stat), rel=1e-9)
+    far = np.array([50.0, 1400.0, 3000.0, 20000.0])  # scipy's logsf is finite, finite, -inf, -inf
+    assert evidence(far, np.ones(4, dtype=int)) == pytest.approx(exact(far), rel=1e-9)
+    assert evidence(np.array([3.0]), np.array([0]))[0] == 0.0  # no degree of freedom: p = 1

@@ -104,8 +104,19 @@ def explain_member(explainer, g: Data, i: int, names: List[str], p: float, windo
             "sentence": sentence(names[i], p, activity_counts(g, i), peers, p_given, window_days)}
 
 
-def build_report(cfg: CLGTConfig, windows: Windows, model, row: Dict[str, Any]) -> Dict[str, Any]:
-    """The report dict for the latest window (layout: ``report.render_report``)."""
+def evaluation(cfg: CLGTConfig, windows: Windows, row: Dict[str, Any]) -> Dict[str, Any]:
+    """How well the model did on the later windows it was tested on: the report's "model" entry."""
+    test = windows.windows_of("test")
+    return {"name": cfg.model,
+            "metrics": {m: row[f"test_{m}"]["mean"] for m in ("accuracy", "macro_f1", "roc_auc")},
+            "evaluated_on": f"{len(test)} later window(s), {span(test)}, "
+                            f"{sum(int((w.y >= 0).sum()) for w in test)} members with a known outcome; "
+                            f"trained on earlier windows; mean over seed(s) {', '.join(map(str, cfg.seeds))}"}
+
+
+def build_report(cfg: CLGTConfig, windows: Windows, model, evaluated: Dict[str, Any]) -> Dict[str, Any]:
+    """The report dict for the latest window (layout: ``report.render_report``); ``evaluated``:
+    the model's test scores, from `evaluation`."""
     from ..explain.pgm import PGMExplainer
 
     g = windows.latest
@@ -135,19 +146,13 @@ def build_report(cfg: CLGTConfig, windows: Windows, model, row: Dict[str, Any]) 
               "count": int(c)}
              for a, b, t, w, c in zip(src, dst, g.edge_type.tolist(), g.edge_weight.tolist(), g.edge_attr_raw[:, 0])
              if not (EDGE_TYPES[int(t)] in SYMMETRIC and a > b)]
-    test = windows.windows_of("test")
-    seeds = ", ".join(map(str, cfg.seeds))
     return {
         "title": f"Early warning for {windows.dataset.name}",
         "source": windows.dataset.name,
         "window": [iso(g.window[0]), iso(g.window[1])],
         "generated": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
         "label_rule": windows.label_rule,
-        "model": {"name": cfg.model,
-                  "metrics": {m: row[f"test_{m}"]["mean"] for m in ("accuracy", "macro_f1", "roc_auc")},
-                  "evaluated_on": f"{len(test)} later window(s), {span(test)}, "
-                                  f"{sum(int((w.y >= 0).sum()) for w in test)} members with a known outcome; "
-                                  f"trained on earlier windows; mean over seed(s) {seeds}"},
+        "model": evaluated,
         "members": members,
         "graph": {"nodes": [{"id": names[i], "name": names[i], "p_at_risk": p_risk[i]} for i in range(g.num_nodes)],
                   "edges": edges},

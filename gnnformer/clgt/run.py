@@ -25,7 +25,7 @@ from ..progress import Progress
 from ..tasks import known_labels
 from ..tasks.metrics import accuracy, macro_f1, mean_std, roc_auc
 from ..training import config_from_mapping
-from ..training.checkpoint import save_checkpoint
+from ..training.checkpoint import load_checkpoint, save_checkpoint
 from ..training.evaluation import Evaluator
 from ..training.experiment import check_output_folder, prepare
 from ..training.loop import train_one
@@ -125,13 +125,14 @@ def protocol(cfg: CLGTConfig, windows: Windows) -> str:
             f"{cfg.patience}); mean ± std over seeds {', '.join(map(str, cfg.seeds))}")
 
 
-def _save(path: Path, cfg: CLGTConfig, windows: Windows, trained) -> Path:
+def _save(path: Path, cfg: CLGTConfig, windows: Windows, trained, evaluated: Dict[str, Any]) -> Path:
     model, prep, seed = trained
     return save_checkpoint(path, {
         "model": cfg.model, "model_config": prep.model_cfg, "state_dict": model.cpu().state_dict(),
         "schema": windows.dataset.schema.to_dict(), "task": "node_classification", "dataset": windows.dataset.name,
         "experiment": cfg.to_dict(), "split": {k: getattr(windows.split, k).tolist() for k in ("train", "val", "test")},
-        "clgt": {"seed": seed, "label_rule": windows.label_rule, "window_days": cfg.window_days},
+        "clgt": {"seed": seed, "label_rule": windows.label_rule, "window_days": cfg.window_days,
+                 "min_commits": cfg.min_commits, "labels": cfg.labels is not None, "evaluated": evaluated},
         "version": __version__})
 
 
@@ -147,7 +148,9 @@ def run_train(cfg: CLGTConfig, out: str | Path, progress: bool = True, activity=
                    "protocol": protocol(cfg, windows), "rows": rows, "per_seed": per_seed, "notes": windows.notes,
                    "version": __version__}
         _write(out, metrics, cfg)
-        _save(out / "best.pt", cfg, windows, best[cfg.model])
+        from .reasons import evaluation
+
+        _save(out / "best.pt", cfg, windows, best[cfg.model], evaluation(cfg, windows, rows[0]))
         return metrics
 
     return in_new_folder(out, work)
@@ -166,24 +169,58 @@ def _write(out: Path, metrics: Dict[str, Any], cfg: CLGTConfig, name: str = "met
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
 
+def trained_model(path: str, cfg: CLGTConfig, windows: Windows):
+    """The model of a ``clgt train`` checkpoint and its stored test scores, after checking that it
+    was trained on windows like ``windows`` (same features, length, label rule and classes)."""
+    from ..training.inference import model_from_checkpoint
+
+    ckpt = load_checkpoint(path)
+    info = ckpt.get("clgt")
+    if not isinstance(info, dict) or "evaluated" not in info:
+        raise UserError(f"{path} was not written by `gnnformer clgt train` (it has no CLGT run in it); "
+                        "train one with `gnnformer clgt train --out DIR` and pass DIR/best.pt.")
+    def source(labels) -> str:
+        return "a labels file" if labels else "the proxy label"
+
+    # (what, in the checkpoint, here): each must agree for the weights to mean the same thing here
+    checks = [("window length (days)", info["window_days"], cfg.window_days),
+              ("labels", source(info["labels"]), source(cfg.labels)),
+              ("classes", ckpt["model_config"].get("out_channels"), windows.dataset.out_dim)]
+    if not info["labels"] and not cfg.labels:
+        checks.append(("proxy threshold min_commits", info["min_commits"], cfg.min_commits))
+    differ = [f"{what}: {theirs} in the checkpoint, {ours} here" for what, theirs, ours in checks if theirs != ours]
+    if ckpt["schema"] != windows.dataset.schema.to_dict():
+        differ.append("the node and edge features differ")
+    if differ:
+        raise UserError(f"{path} was trained on other windows than these ({'; '.join(differ)}); give the settings "
+                        "it was trained with, or train again.")
+    return model_from_checkpoint(ckpt), info["evaluated"]
+
+
 def run_report(cfg: CLGTConfig, out: str | Path, progress: bool = True, activity=None,
                render: Optional[Callable] = None) -> Dict[str, Any]:
-    """Train ``cfg.model`` (no baselines), predict the latest window, explain the ``cfg.explain``
-    members most at risk and write report.html (and the same data as report.json) into ``out``."""
+    """Predict the latest window with ``cfg.checkpoint`` (a ``clgt train`` best.pt) or, without one,
+    a ``cfg.model`` trained here (no baselines); explain the ``cfg.explain`` members most at risk and
+    write report.html (and the same data as report.json) into ``out``."""
     windows = load_windows(cfg, activity, require_last=True)
     if windows.dataset.out_dim != 2:
         raise UserError(f"{cfg.labels}: the report needs two classes (pass / at-risk); these labels have "
                         f"{windows.dataset.out_dim}. `gnnformer clgt train` takes class numbers.")
+    reused = trained_model(cfg.checkpoint, cfg, windows) if cfg.checkpoint else None
     out = Path(out)
 
     def work():
-        from .reasons import build_report
+        from .reasons import build_report, evaluation
 
-        rows, _, best = train_models(cfg, windows, [cfg.model], progress)
-        report = build_report(cfg, windows, best[cfg.model][0], rows[0])
+        if reused is None:
+            rows, _, best = train_models(cfg, windows, [cfg.model], progress)
+            model, evaluated = best[cfg.model][0], evaluation(cfg, windows, rows[0])
+        else:
+            (model, evaluated), rows = reused, None
+        report = build_report(cfg, windows, model, evaluated)
         (out / "report.json").write_text(json.dumps(report, indent=2))
         _write(out, {"source": report["source"], "label_rule": windows.label_rule,
-                     "protocol": protocol(cfg, windows), "rows": rows}, cfg)
+                     "protocol": protocol(cfg, windows), "rows": rows, "checkpoint": cfg.checkpoint}, cfg)
         renderer = render or _renderer()
         if renderer is not None:
             renderer(report, out / "report.html")

@@ -45,6 +45,7 @@ class CLGTConfig:
     show_names: bool = False  # the repository's member ids instead of pseudonyms
     explain: int = 5  # explain the this many members most at risk
     explain_samples: int = 200  # PGM-Explainer perturbation samples per member
+    checkpoint: Optional[str] = None  # report: reuse best.pt of `clgt train` instead of training again
     out: Optional[str] = None
 
     def validate(self) -> None:

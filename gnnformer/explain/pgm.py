@@ -10,8 +10,8 @@ default runs the model on the target's (n+1)-hop graph instead of the (2n+1)-hop
 92 nodes instead of 614, 3x faster) and tests what the target's prediction depends on, not what
 the target drives (synthetic teams: precision 0.97 instead of 0.57; BA-Shapes: 0.94 instead of
 0.96; BENCHMARKS.md). A chi-square test of each node's variable against the target's keeps the
-dependent nodes (p < ``p_threshold``, or the ``top_k`` smallest p-values; the target itself has
-p = 0, as in the authors' code). Conditional tests reduce them to the target's Markov blanket,
+dependent nodes (p < ``p_threshold``, or the ``top_k`` most dependent, ranked by -log p, which
+unlike p does not round to a tie at 0; the target itself has p = 0, as in the authors' code). Conditional tests reduce them to the target's Markov blanket,
 and a Bayesian network over the nodes' perturbations and the target's outcome answers
 P(prediction | evidence) (``Explanation.query``).
 
@@ -39,7 +39,7 @@ from torch_geometric.utils import k_hop_subgraph
 from ..errors import UserError
 from .bayes import TARGET, fit_bayes_net, query_bayes_net
 from .sampling import check_perturbation, perturbed_features, predict_copies
-from .stats import chi_square, markov_blanket
+from .stats import chi_square, evidence, markov_blanket
 
 
 @dataclass
@@ -165,10 +165,11 @@ class PGMExplainer:
             changed = np.zeros_like(perturbed) + changed * (np.arange(len(neighbours)) == me)
             label = label.expand(len(neighbours))
         variables = perturbed * 2 + changed                  # (perturbed, changed) as one code, 0..3
-        _, _, p = chi_square(variables, variables[:, me])
-        p[me] = 0.0                                          # the target explains itself (authors' code)
+        stat, dof, p = chi_square(variables, variables[:, me])
+        strength = evidence(stat, dof)
+        p[me], strength[me] = 0.0, np.inf                    # the target explains itself (authors' code)
         names = neighbours.tolist()
-        return self._finish(node, int(label[me]), names, p, variables[:, me], variables, perturbed,
+        return self._finish(node, int(label[me]), names, p, strength, variables[:, me], variables, perturbed,
                             changed[:, me], start)
 
     def explain_graph(self, data: Data) -> Explanation:
@@ -183,11 +184,11 @@ class PGMExplainer:
         candidates = torch.arange(n)
         if self.top_k is not None and 4 * self.top_k < n:
             outcome, perturbed = self._graph_round(data, candidates, label, original, generator)
-            _, _, p = chi_square(perturbed, outcome)
-            candidates = torch.from_numpy(np.lexsort((np.arange(n), p))[:4 * self.top_k]).sort().values
+            stat, dof, _ = chi_square(perturbed, outcome)
+            candidates = torch.from_numpy(np.lexsort((np.arange(n), -evidence(stat, dof)))[:4 * self.top_k]).sort().values
         outcome, perturbed = self._graph_round(data, candidates, label, original, generator)
-        _, _, p = chi_square(perturbed[:, candidates.numpy()], outcome)
-        return self._finish(None, label, candidates.tolist(), p, outcome, perturbed[:, candidates.numpy()],
+        stat, dof, p = chi_square(perturbed[:, candidates.numpy()], outcome)
+        return self._finish(None, label, candidates.tolist(), p, evidence(stat, dof), outcome, perturbed[:, candidates.numpy()],
                             perturbed[:, candidates.numpy()], outcome, start)
 
     def _graph_round(self, data, candidates, label, original, generator):
@@ -198,8 +199,9 @@ class PGMExplainer:
         outcome[np.argsort(drop, kind="stable")[-max(1, self.num_samples // 8):]] = 1  # the top eighth of drops
         return outcome, mask.numpy().astype(np.int64)
 
-    def _finish(self, target, label, names, p, target_var, variables, perturbed, outcome, start) -> Explanation:
-        order = np.lexsort((np.asarray(names), p))
+    def _finish(self, target, label, names, p, strength, target_var, variables, perturbed, outcome,
+                start) -> Explanation:
+        order = np.lexsort((np.asarray(names), -strength))  # strongest dependence first (p ties at 0)
         if self.top_k is None:
             chosen = [j for j in order if p[j] < self.p_threshold]
         else:
