@@ -72,10 +72,12 @@ def list_cmd() -> None:
 @click.option("--epochs", type=click.IntRange(min=1), help="Training epochs per run.")
 @click.option("--seed", type=int, help="Random seed (splits, initialisation, batches).")
 @click.option("--folds", type=click.IntRange(min=0), help="Stratified k-fold cross-validation (0 = off).")
+@click.option("--split-file", type=click.Path(dir_okay=False),
+              help='JSON {"train": [...], "valid": [...], "test": [...]} of indices, used for every run (split=file).')
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="Output folder [runs/<model>-<dataset>].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.argument("overrides", nargs=-1)
-def train(model, dataset, config_file, data_root, epochs, seed, folds, out_dir, quiet, overrides) -> None:
+def train(model, dataset, config_file, data_root, epochs, seed, folds, split_file, out_dir, quiet, overrides) -> None:
     """Train a model; write metrics.json, config.yaml, best.pt and curves.png.
 
     OVERRIDES are key=value settings, e.g. lr=0.001 runs=3 model.hidden=128 model.local=gine.
@@ -84,7 +86,8 @@ def train(model, dataset, config_file, data_root, epochs, seed, folds, out_dir, 
     from .training.experiment import earlier_results
 
     values = merge_settings(config_file, dict(model=model, dataset=dataset, data_root=data_root, epochs=epochs,
-                                              seed=seed, folds=folds), overrides)
+                                              seed=seed, folds=folds, split_file=split_file,
+                                              split="file" if split_file else None), overrides)
     cfg = config_from_mapping(values)
     out = Path(out_dir or f"runs/{cfg.model}-{cfg.dataset}")
     replaced = earlier_results(out)
@@ -249,7 +252,8 @@ def _report(metrics: Dict[str, Any], table, closing: List[str]) -> None:
 @click.option("--nodes", type=click.Path(dir_okay=False), help="Node table (id, text, label[, split]), CSV or TSV.")
 @click.option("--edges", type=click.Path(dir_okay=False), help="Edge list of the node table (source, target).")
 @click.option("--split", type=click.Choice(["random", "low-label", "file"]),
-              help="random (seeded 60/20/20), low-label (20 per class / 500 / 1000) or file (the split column) [random].")
+              help="random (seeded 60/20/20), low-label (20 per class / 500 / 1000) or file (split_file=PATH, a JSON "
+                   "of node indices, else the split column) [random].")
 @click.option("--gnn", help="GNN of the M-step: any node model of `gnnformer list` (gcn, gat, sage, gps, difformer-s) [gcn].")
 @click.option("--seed", type=int, help="One seed (seeds=0,1,2 runs several).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML file of settings.")

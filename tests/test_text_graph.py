@@ -134,6 +134,22 @@ def test_file_split_and_its_errors(tmp_path):
         text_graph_split(load_text_graph(*_write(tmp_path, nodes, "a\tb\n")), "file", 0)
 
 
+def test_a_json_split_file_overrides_the_column_and_is_checked(tmp_path):
+    import json
+
+    g = load_text_graph(*_write(tmp_path))
+    path = tmp_path / "split.json"
+    path.write_text(json.dumps({"train": [2, 0], "valid": [3], "test": [1]}))
+    s = text_graph_split(g, "file", seed=0, split_file=str(path))
+    assert (s.train.tolist(), s.val.tolist(), s.test.tolist()) == ([0, 2], [3], [1])
+    path.write_text(json.dumps({"train": [0], "valid": [3], "test": [9]}))
+    with pytest.raises(DataError, match="out of range for 5 nodes of"):
+        text_graph_split(g, "file", seed=0, split_file=str(path))
+    path.write_text(json.dumps({"train": [0, 4], "valid": [3], "test": [1]}))
+    with pytest.raises(DataError, match=r"node 4 \(e\) has no label"):
+        text_graph_split(g, "file", seed=0, split_file=str(path))
+
+
 def _tiny_citeseer(root):
     folder = root / "TAG" / "CiteSeer-Orig"
     folder.mkdir(parents=True)

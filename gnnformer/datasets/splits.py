@@ -1,4 +1,5 @@
-"""Train/val/test splits: random, stratified k-fold, per-class label budgets and the Planetoid public split.
+"""Train/val/test splits: random, stratified k-fold, per-class label budgets, the Planetoid public
+split, and splits read from a file.
 
 All splits are deterministic given the seed (a private ``torch.Generator``, so the global RNG is
 neither used nor disturbed) and return sorted ``torch.long`` index tensors.
@@ -141,6 +142,57 @@ def per_class_split(labels: Tensor, per_class: int, seed: int, num_val: int = 50
     return Split(train=_sorted(train), val=_sorted(rest[:num_val]), test=_sorted(rest[num_val:end]))
 
 
+SPLIT_FILE_KEYS = ("train", "valid", "test")
+
+
+def read_split_file(path, num_items: int, what: str = "items") -> Split:
+    """The split of a JSON file ``{"train": [...], "valid": [...], "test": [...]}`` of 0-based
+    indices (``"val"`` is taken for ``"valid"``), checked against ``num_items`` ``what``: every key
+    known, every part a non-empty list of integers in range, no index in two parts (or twice in
+    one). Any fault is a :class:`~gnnformer.errors.DataError` naming the file."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"split file {path} does not exist.")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(f"{path}: not a JSON file ({err}).") from None
+    if not isinstance(raw, dict):
+        raise DataError(f"{path}: expected a JSON object with keys {', '.join(SPLIT_FILE_KEYS)}.")
+    if "val" in raw and "valid" in raw:
+        raise DataError(f"{path}: give the validation indices once, as 'valid' (or 'val'), not both.")
+    raw = {("valid" if k == "val" else k): v for k, v in raw.items()}
+    unknown = sorted(set(raw) - set(SPLIT_FILE_KEYS))
+    missing = [k for k in SPLIT_FILE_KEYS if k not in raw]
+    if unknown or missing:
+        said = [f"unknown key(s) {', '.join(map(repr, unknown))}"] if unknown else []
+        said += [f"missing {', '.join(map(repr, missing))}"] if missing else []
+        raise DataError(f"{path}: {'; '.join(said)}; the keys are {', '.join(SPLIT_FILE_KEYS)}.")
+    parts = []
+    owner = {}
+    for key in SPLIT_FILE_KEYS:
+        values = raw[key]
+        if not isinstance(values, list) or not values:
+            raise DataError(f"{path}: '{key}' must be a non-empty list of {what} indices.")
+        bad = next((v for v in values if isinstance(v, bool) or not isinstance(v, int)), None)
+        if bad is not None:
+            raise DataError(f"{path}: '{key}' holds {bad!r}; indices are whole numbers.")
+        out = next((v for v in values if not 0 <= v < num_items), None)
+        if out is not None:
+            raise DataError(f"{path}: '{key}' holds index {out}, out of range for {num_items} {what} "
+                            f"(0 to {num_items - 1}).")
+        for v in values:
+            if v in owner:
+                where = "twice in" if owner[v] == key else f"in both '{owner[v]}' and"
+                raise DataError(f"{path}: index {v} is {where} '{key}'; a split's parts do not overlap.")
+            owner[v] = key
+        parts.append(_sorted(torch.tensor(values)))
+    return Split(*parts)
+
+
 # ----------------------------------------------------------------------------- split policy
 
 
@@ -148,7 +200,7 @@ def per_class_split(labels: Tensor, per_class: int, seed: int, num_val: int = 50
 class SplitPlan:
     """How an experiment splits its data, every run alike (see :func:`plan_splits`)."""
 
-    split: str = "auto"  # auto | random (80/10/10) | public (the dataset's own split) | per_class
+    split: str = "auto"  # auto | random (80/10/10) | public (the dataset's own split) | per_class | file
     folds: int = 0  # k > 1: stratified k-fold cross-validation (classification of graphs)
     runs: int = 1  # without folds: independent runs with seeds seed, seed+1, ...
     seed: int = 0
@@ -156,6 +208,7 @@ class SplitPlan:
     num_val: int = 500
     num_test: int | None = 1000  # None: all the rest
     train_fraction: float = 1.0  # train on a seeded, class-stratified subset of each training split
+    split_file: str | None = None  # split=file: JSON of indices (read_split_file), the same for every run
 
 
 def plan_splits(plan: SplitPlan, dataset, graphs: list, single_graph: bool) -> list[tuple[int, Split]]:
@@ -177,6 +230,14 @@ def plan_splits(plan: SplitPlan, dataset, graphs: list, single_graph: bool) -> l
 
 def _full_splits(plan: SplitPlan, ds, graphs: list, single_graph: bool) -> list[tuple[int, Split]]:
     seeds = [plan.seed + r for r in range(plan.runs)]
+    if plan.split == "file":  # one split for every run (the seeds still vary the initialisation)
+        if plan.folds:
+            raise ConfigError("split=file gives the split; drop folds (cross-validation draws its own).")
+        if single_graph:
+            split = read_split_file(plan.split_file, graphs[0].num_nodes, f"nodes of {ds.name}")
+        else:
+            split = read_split_file(plan.split_file, len(graphs), f"graphs of {ds.name}")
+        return [(s, split) for s in seeds]
     if single_graph:
         data = graphs[0]
         if plan.folds:

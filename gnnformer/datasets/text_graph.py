@@ -24,7 +24,7 @@ from torch import Tensor
 
 from ..errors import ConfigError, DataError
 from .root import describe_root, find_child, resolve_data_root
-from .splits import Split, per_class_split, random_split
+from .splits import Split, per_class_split, random_split, read_split_file
 from .validate import read_utf8
 
 #: Built-in text-attributed graphs (name -> one-line summary); gnnformer/catalog.py lists the same.
@@ -342,14 +342,23 @@ def load_text_dataset(name_or_nodes: str, edges: str | None = None,
     return load_text_graph(name_or_nodes, edges)
 
 
-def text_graph_split(graph: TextGraph, split: str, seed: int) -> Split:
+def text_graph_split(graph: TextGraph, split: str, seed: int, split_file: str | None = None) -> Split:
     """Train/val/test node indices (sorted) over the labelled nodes.
 
     ``random``: 60/20/20 of the labelled nodes, shuffled with ``seed``. ``low-label``: 20 nodes per
     class for training, then 500 validation and 1000 test nodes at random (the Planetoid budget,
-    Yang et al. 2016), seeded. ``file``: the node table's split column. Same seed, same split.
+    Yang et al. 2016), seeded. ``file``: ``split_file`` (JSON of node indices in the node table's
+    order, :func:`~gnnformer.datasets.splits.read_split_file`) or else the node table's split
+    column. Same seed, same split.
     """
     labelled = (graph.y >= 0).nonzero().view(-1)
+    if split == "file" and split_file is not None:
+        parts = read_split_file(split_file, graph.num_nodes, f"nodes of {graph.name}")
+        unlabelled = [int(i) for i in torch.cat([parts.train, parts.val, parts.test]) if graph.y[i] < 0]
+        if unlabelled:
+            raise DataError(f"{split_file}: node {unlabelled[0]} ({graph.ids[unlabelled[0]]}) has no label; "
+                            "train, valid and test nodes need one.")
+        return parts
     if split == "file":
         if graph.split is None:
             raise ConfigError(f"{graph.name} has no split column; use split=random or low-label, or add a "

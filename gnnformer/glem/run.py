@@ -43,7 +43,7 @@ def load_graph(cfg: GLEMConfig):
 def _split(graph, cfg: GLEMConfig, seed: int):
     from ..datasets.text_graph import text_graph_split
 
-    return text_graph_split(graph, cfg.split, seed)
+    return text_graph_split(graph, cfg.split, seed, cfg.split_file)
 
 
 def run_glem(cfg: GLEMConfig, out: str | Path, progress: bool = True, graph=None) -> Dict[str, Any]:
@@ -52,6 +52,8 @@ def run_glem(cfg: GLEMConfig, out: str | Path, progress: bool = True, graph=None
     out = Path(out)
     graph = graph if graph is not None else load_graph(cfg)
     lm_path = str(cfg.lm_path or default_lm_path())
+    if cfg.split == "file":
+        _split(graph, cfg, cfg.seeds[0])  # a bad split file or column is refused before anything is written
     created = check_output_folder(out)  # fails now, not after an hour of training
     try:
         return _run(cfg, out, progress, graph, lm_path)

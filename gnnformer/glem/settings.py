@@ -48,6 +48,7 @@ class GLEMConfig:
     edges: Optional[str] = None  # edge list (source, target)
     data_root: Optional[str] = None
     split: str = "random"  # random (seeded 60/20/20) | low-label (20 per class / 500 / 1000) | file
+    split_file: Optional[str] = None  # split=file: JSON of node indices; without it, the node table's split column
     seeds: List[int] = field(default_factory=lambda: [0])
     device: str = "cpu"  # cpu | cuda | auto
     # language model
@@ -89,6 +90,8 @@ class GLEMConfig:
         for key, allowed in (("split", SPLITS), ("order", ORDERS), ("pseudo", MODES)):
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"{key} must be one of {', '.join(allowed)}, got {getattr(self, key)!r}.")
+        if self.split_file is not None and self.split != "file":
+            raise ConfigError(f"split_file is given but split is {self.split!r}; set split=file to use it.")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"seeds must be a non-empty list of distinct integers, got {self.seeds}.")
         for key in ("max_length", "lm_batch_size", "grad_accum", "infer_batch_size", "gnn_epochs", "patience"):

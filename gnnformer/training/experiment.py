@@ -137,6 +137,9 @@ def describe_protocol(cfg: ExperimentConfig, prep: Prepared) -> str:
     """One line for metrics.json and the console: how the data was split, how often, with what."""
     low = (f"; training on a seeded {cfg.train_fraction:g} of each training split (class-stratified for "
            "classification)") if cfg.train_fraction < 1 else ""
+    if cfg.split == "file":
+        return (f"the split of {Path(cfg.split_file).name} (the same {'nodes' if prep.single_graph else 'graphs'} "
+                f"for every run), {cfg.runs} seed(s) from {cfg.seed}" + low)
     if prep.single_graph and cfg.split == "per_class":
         test = "the rest" if cfg.num_test is None else str(cfg.num_test)
         return (f"{cfg.per_class} training nodes per class, {cfg.num_val} validation, {test} test nodes, "

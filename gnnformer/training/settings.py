@@ -12,7 +12,7 @@ from ..errors import ConfigError
 from ..registry import MODELS
 from .optim import OPTIMIZERS, SCHEDULERS
 
-SPLITS = ("auto", "random", "public", "per_class")
+SPLITS = ("auto", "random", "public", "per_class", "file")
 
 
 @dataclass
@@ -28,6 +28,7 @@ class ExperimentConfig:
     per_class: int = 20  # split=per_class (one graph): training nodes per class, drawn per run seed
     num_val: int = 500  # split=per_class: validation nodes, drawn from the rest
     num_test: Optional[int] = 1000  # split=per_class: test nodes, drawn from the rest after validation (null: all of it)
+    split_file: Optional[str] = None  # split=file: JSON {"train": [...], "valid": [...], "test": [...]} of indices
     optimizer: str = "adam"  # adam | adamw
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -69,6 +70,10 @@ class ExperimentConfig:
                 raise ConfigError(f"{key} must be one of {', '.join(allowed)}, got {getattr(self, key)!r}.")
         if self.warmup_epochs and self.warmup_epochs >= self.epochs:
             raise ConfigError(f"warmup_epochs ({self.warmup_epochs}) must be fewer than epochs ({self.epochs}).")
+        if (self.split == "file") != (self.split_file is not None):
+            raise ConfigError("split=file needs split_file=PATH (a JSON of train/valid/test indices)"
+                              if self.split == "file" else
+                              f"split_file is given but split is {self.split!r}; set split=file to use it.")
         if not 0.0 < self.train_fraction <= 1.0:
             raise ConfigError(f"train_fraction must be in (0, 1], got {self.train_fraction}.")
         if self.device == "cuda":
@@ -80,7 +85,7 @@ class ExperimentConfig:
 
     def split_plan(self) -> SplitPlan:
         return SplitPlan(self.split, self.folds, self.runs, self.seed, self.per_class, self.num_val, self.num_test,
-                         self.train_fraction)
+                         self.train_fraction, self.split_file)
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
@@ -97,8 +102,9 @@ def stored_settings(cfg: ExperimentConfig) -> Dict[str, Any]:
     """The settings as written to config.yaml and checkpoints: ``data_root`` resolved (absolute),
     so that they still find the data from another directory."""
     values = cfg.to_dict()
-    if values["data_root"]:
-        values["data_root"] = str(Path(values["data_root"]).expanduser().resolve())
+    for key in ("data_root", "split_file"):
+        if values[key]:
+            values[key] = str(Path(values[key]).expanduser().resolve())
     return values
 
 
