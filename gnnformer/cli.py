@@ -76,19 +76,31 @@ def list_cmd() -> None:
               help='JSON {"train": [...], "valid": [...], "test": [...]} of indices, used for every run (split=file).')
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="Output folder [runs/<model>-<dataset>].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--no-preset", is_flag=True, help="The library's defaults, not the paper's settings for this model and dataset.")
 @click.argument("overrides", nargs=-1)
-def train(model, dataset, config_file, data_root, epochs, seed, folds, split_file, out_dir, quiet, overrides) -> None:
+def train(model, dataset, config_file, data_root, epochs, seed, folds, split_file, out_dir, quiet, no_preset,
+          overrides) -> None:
     """Train a model; write metrics.json, config.yaml, best.pt and curves.png.
 
-    OVERRIDES are key=value settings, e.g. lr=0.001 runs=3 model.hidden=128 model.local=gine.
+    Where a paper gives settings for the model and dataset (and no --config is given), they are
+    used and named; OVERRIDES are key=value settings over them, e.g. lr=0.001 runs=3 model.hidden=128.
     """
     from .training import config_from_mapping, run_experiment
     from .training.experiment import earlier_results
+    from .training.presets import with_preset
+    from .training.settings import ExperimentConfig
 
     values = merge_settings(config_file, dict(model=model, dataset=dataset, data_root=data_root, epochs=epochs,
                                               seed=seed, folds=folds, split_file=split_file,
                                               split="file" if split_file else None), overrides)
+    preset, given = None, values
+    if config_file is None and not no_preset:
+        values, preset = with_preset(values, values.get("model", ExperimentConfig.model),
+                                     values.get("dataset", ExperimentConfig.dataset))
     cfg = config_from_mapping(values)
+    if preset is not None:
+        click.echo(f"using {preset.source} for {preset.model}: {preset.describe(given)} "
+                   "(key=value overrides any of them; --no-preset: the library's defaults)", err=True)
     out = Path(out_dir or f"runs/{cfg.model}-{cfg.dataset}")
     replaced = earlier_results(out)
     if replaced:
