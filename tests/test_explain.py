@@ -191,3 +191,36 @@ def test_evidence_ranks_tests_whose_p_values_both_round_to_zero():
     far = np.array([50.0, 1400.0, 3000.0, 20000.0])  # scipy's logsf is finite, finite, -inf, -inf
     assert evidence(far, np.ones(4, dtype=int)) == pytest.approx(exact(far), rel=1e-9)
     assert evidence(np.array([3.0]), np.array([0]))[0] == 0.0  # no degree of freedom: p = 1
+
+
+def test_largest_eighth_codes_each_columns_largest_drops_ties_included():
+    from gnnformer.explain.pgm import largest_eighth
+
+    drop = np.array([[0.5, 0.0], [0.1, 0.3], [0.9, 0.3], [0.2, 0.3], [0.0, 0.2], [0.3, 0.0], [0.4, 0.0],
+                     [0.8, 0.0], [0.7, 0.0], [0.6, 0.0], [0.05, 0.0], [0.02, 0.0], [0.01, 0.0], [0.03, 0.0],
+                     [0.04, 0.0], [0.06, 0.0]])  # 16 samples: the top 2 of each column
+    coded = largest_eighth(drop)
+    assert coded[:, 0].tolist() == [0, 0, 1, 0, 0, 0, 0, 1] + [0] * 8  # 0.9 and 0.8
+    assert coded[:, 1].tolist() == [0, 1, 1, 1] + [0] * 12  # three drops of 0.3 tie for the top 2
+    assert largest_eighth(np.array([3.0, 1.0, 2.0])).tolist() == [1, 0, 0]  # at least one
+    assert largest_eighth(np.zeros(16)).tolist() == [0] * 16  # no drop, no change
+
+
+def test_an_unknown_outcome_coding_is_refused():
+    with pytest.raises(UserError, match="outcome must be one of quantile, threshold"):
+        PGMExplainer(torch.nn.Linear(2, 2), hops=1, outcome="median")
+
+
+def test_motif_graphs_are_the_same_for_the_same_seed_and_leave_numpys_state_alone():
+    from gnnformer.explain.synthetic import motif_graph
+
+    np.random.seed(7)
+    expected_next = np.random.rand()
+    np.random.seed(7)
+    first, truth = motif_graph("ba-shapes", seed=0)
+    assert np.random.rand() == expected_next  # numpy's global state given back
+    again, _ = motif_graph("ba-shapes", seed=0)
+    other, _ = motif_graph("ba-shapes", seed=1)
+    assert torch.equal(first.edge_index, again.edge_index)
+    assert not torch.equal(first.edge_index, other.edge_index)
+    assert first.num_nodes == 300 + 80 * 5 and truth[300] == [300, 301, 302, 303, 304]

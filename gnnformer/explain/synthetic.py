@@ -4,6 +4,7 @@ outcome is driven by named peers.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch_geometric.data import Data
 
@@ -14,12 +15,23 @@ TEAM_EDGE_TYPES = ("drives", "co-edit")
 def motif_graph(kind: str = "ba-shapes", seed: int = 0) -> tuple[Data, list[list[int]]]:
     """BA-Shapes (``BAGraph(300, 5)`` + 80 houses) or Tree-Cycles (``TreeGraph(8)`` + 80 six-cycles),
     constant features (10 ones), labels = position in the motif (0 = base graph). Returns the graph
-    and, per node, the nodes of its motif (empty for base nodes)."""
+    and, per node, the nodes of its motif (empty for base nodes). Same seed, same graph."""
+    # PyG's generators draw from torch's global generator and (BAGraph) numpy's; seed both, and
+    # give numpy's state back so that a caller's own draws are not disturbed.
+    torch.manual_seed(seed)
+    numpy_state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        return _motif_graph(kind)
+    finally:
+        np.random.set_state(numpy_state)
+
+
+def _motif_graph(kind: str) -> tuple[Data, list[list[int]]]:
     from torch_geometric.datasets import ExplainerDataset
     from torch_geometric.datasets.graph_generator import BAGraph, TreeGraph
     from torch_geometric.datasets.motif_generator import CycleMotif, HouseMotif
 
-    torch.manual_seed(seed)  # PyG's generators draw from torch's global generator
     if kind == "ba-shapes":
         base, motif, size = BAGraph(num_nodes=300, num_edges=5), HouseMotif(), 5
     elif kind == "tree-cycles":
