@@ -62,7 +62,8 @@ FINDINGS: list[str] = [
     "same split and CPU: parity. The 2.7-point gap of the random row is the protocol (that one split is an "
     "easy one: gcn and gat also score 0.5-2.2 points more on it than on ours), not the model. On CiteSeer "
     "one seed of five collapsed under our protocol (seed 1: 61.5% test, also the lowest validation score, "
-    "68.0%); the other four score 71.6-73.6%.",
+    "68.0%); the other four score 71.6-73.6%. On the authors' split the same five seeds all land at "
+    "74.5-76.2% (75.2 ± 0.6): the collapse came with seed 1's split, not with its initialisation.",
     "DIFFormer-a on Cora, full protocol (random splits, 5 seeds, 500 epochs): 83.1 ± 1.3 against the "
     "published 84.1 ± 0.6, level with DIFFormer-s here as in the paper. Its best validation epochs fall at "
     "255-497, so the public-split row, reduced to 200 epochs while the machine was shared, is under-trained "
