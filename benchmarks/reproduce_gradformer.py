@@ -144,7 +144,9 @@ def render() -> str:
 
     acc = [r for s, r in results.items() if TABLES["accuracy"](s)]
     if acc:
-        lines += ["### Accuracy: authors' protocol (random 80/10/10, seeds) and stratified 10-fold CV", "",
+        lines += ["### Accuracy: random 80/10/10 per seed, the authors' one split (`*_authors.yaml`: `split: file` "
+                  "with `../shared/splits/<NAME>_gradformer_seed12344.json`, the split every run of their script "
+                  "uses, 10 seeds of initialisation on it), and stratified 10-fold CV", "",
                   "| dataset | model | protocol | test accuracy (%) | paper (%) | runs | date |",
                   "|---|---|---|---:|---:|---|---|"]
         for r in sorted(acc, key=lambda r: (r["dataset"], r["model"], r["protocol"])):
