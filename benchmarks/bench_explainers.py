@@ -166,10 +166,9 @@ def against_pyg(results: dict) -> list:
                    f"{sum(wins)} of 3.")
     if out:
         out.append("Speed: gnnformer draws 10x PyG's samples (1000 against 100) on the target's (n+1)-hop graph and "
-                   "fits the Bayesian network PyG's version leaves out (about a third of an explanation on "
-                   "BA-Shapes, measured with cProfile); on BA-Shapes, whose hubs make that graph large, this costs "
-                   "more than PyG's 100 passes over the whole graph. With 300 samples it is faster there but "
-                   "less precise (0.87) and less stable (8 of 20), so the default stays at 1000.")
+                   "also fits the Bayesian network PyG's version leaves out; on BA-Shapes, whose hubs make that "
+                   "graph large, this costs more than PyG's 100 passes over the whole graph. Fewer samples were "
+                   "not measured in this run.")
     return out
 
 

@@ -224,10 +224,12 @@ def peer_findings(by_split: dict, pyg_cells: list) -> list:
             continue
         r, t = p["pyg"], mine["transductive"]
         secs = _stage_seconds(t, LM + GNN, tuple(range(EM_ITERATIONS + 1)))
-        out.append(f"PyG's GLEM, {p['split']} seed {p['seed']}, in this run with the same LM, GCN, split and "
+        out.append(f"PyG's GLEM, {p['split']} seed {p['seed']}, in this benchmark with the same LM, GCN, split and "
                    f"pl_ratio: GLEM-LM {r['best_lm']['test'] * 100:.1f} / GLEM-GNN {r['best_gnn']['test'] * 100:.1f} "
                    f"test against ours (transductive) {t['lm'][t['best_lm']]['test'] * 100:.1f} / "
-                   f"{t['gnn'][t['best_gnn']]['test'] * 100:.1f}; {p['wall']:.0f} s against {secs:.0f} s. Its LM after "
+                   f"{t['gnn'][t['best_gnn']]['test'] * 100:.1f}; {p['wall']:.0f} s against {secs:.0f} s (PyG: one EM "
+                   f"iteration, ours {EM_ITERATIONS}; the two cells ran in different invocations, both beside other "
+                   "work, so the seconds are rough). Its LM after "
                    f"pre-training scores {r['lm'][0]['test'] * 100:.1f} (one epoch of LoRA on the gold nodes, its "
                    "last-epoch weights, no selection), so its first pseudo-labels are mostly wrong and its GLEM-GNN "
                    "stays at its pre-training; the separate run below, with every non-training node pseudo-labelled, "

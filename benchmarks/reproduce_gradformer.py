@@ -146,7 +146,8 @@ def render() -> str:
     if acc:
         lines += ["### Accuracy: random 80/10/10 per seed, the authors' one split (`*_authors.yaml`: `split: file` "
                   "with `../shared/splits/<NAME>_gradformer_seed12344.json`, the split every run of their script "
-                  "uses, 10 seeds of initialisation on it), and stratified 10-fold CV", "",
+                  "uses; their repeated runs all reuse seed 12344, here seeds 0-9 vary the initialisation on it), and "
+                  "stratified 10-fold CV", "",
                   "| dataset | model | protocol | test accuracy (%) | paper (%) | runs | date |",
                   "|---|---|---|---:|---:|---|---|"]
         for r in sorted(acc, key=lambda r: (r["dataset"], r["model"], r["protocol"])):
