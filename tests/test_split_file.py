@@ -50,6 +50,8 @@ def test_a_bad_split_file_is_refused_naming_the_file(tmp_path, content, message)
 def test_a_missing_split_file_is_refused(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         read_split_file(tmp_path / "nope.json", 6)
+    with pytest.raises(DataError, match="is a folder; give the JSON file in it"):
+        read_split_file(tmp_path, 6)
 
 
 def test_every_run_uses_the_file_split_and_train_fraction_subsets_it(tmp_path):

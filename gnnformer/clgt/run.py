@@ -179,6 +179,7 @@ def trained_model(path: str, cfg: CLGTConfig, windows: Windows):
     if not isinstance(info, dict) or "evaluated" not in info:
         raise UserError(f"{path} was not written by `gnnformer clgt train` (it has no CLGT run in it); "
                         "train one with `gnnformer clgt train --out DIR` and pass DIR/best.pt.")
+
     def source(labels) -> str:
         return "a labels file" if labels else "the proxy label"
 

@@ -154,6 +154,8 @@ def read_split_file(path, num_items: int, what: str = "items") -> Split:
     from pathlib import Path
 
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"split file {path} is a folder; give the JSON file in it.")
     if not path.is_file():
         raise DataError(f"split file {path} does not exist.")
     try:

@@ -4,20 +4,22 @@ Neural Networks", NeurIPS 2020), the whole method, for node and graph prediction
 Node task (the authors' node explainer): every sample perturbs each node of the target's n-hop
 neighbourhood (n = the model's layers) with probability 1/2 and records whether the target's
 prediction changed; the target's variable codes (perturbed, changed). "Changed" is, by default
-(``outcome="quantile"``), the largest eighth of the drops of the predicted class's probability
-over the samples, as the authors' graph explainer codes it: it adapts to how much one node moves
-the model, where the authors' node coding, a drop of more than ``pred_threshold``
-(``outcome="threshold"``), rarely fires on a model that no single node moves much (BA-Shapes and
-Tree-Cycles: lower precision and stability than the default) and fits a model that flips hard
-(synthetic teams: higher precision; the CLGT report uses it). Measured in BENCHMARKS.md. Another node's variable codes its perturbation only (the default), or with
-``neighbour_outcomes=True`` (the authors' code) also whether its own prediction changed. The
-default runs the model on the target's (n+1)-hop graph instead of the (2n+1)-hop one (BA-Shapes:
-92 nodes instead of 614, 3x faster) and tests what the target's prediction depends on, not what
-the target drives (synthetic teams: far higher precision; BENCHMARKS.md). A chi-square test of each node's variable against the target's keeps the
-dependent nodes (p < ``p_threshold``, or the ``top_k`` most dependent, ranked by -log p, which
-unlike p does not round to a tie at 0; the target itself has p = 0, as in the authors' code).
-Conditional tests reduce them to the target's Markov blanket, and a Bayesian network over the nodes' perturbations and the target's outcome answers
-P(prediction | evidence) (``Explanation.query``).
+(``outcome="quantile"``), the largest eighth of the drops of the predicted class's probability over
+the samples, as the authors' graph explainer codes it: it adapts to how much one node moves the
+model, where the authors' node coding, a drop of more than ``pred_threshold``
+(``outcome="threshold"``), rarely fires on a model that no single node moves much (BA-Shapes:
+lower precision and stability than the default; Tree-Cycles: lower precision) and fits a model that flips hard
+(synthetic teams: higher precision; the CLGT report uses it). Measured in BENCHMARKS.md. Another
+node's variable codes its perturbation only (the default), or with ``neighbour_outcomes=True`` (the
+authors' code) also whether its own prediction changed. The default runs the model on the target's
+(n+1)-hop graph instead of the (2n+1)-hop one (BA-Shapes: 92 nodes instead of 614, 3x faster) and
+tests what the target's prediction depends on, not what the target drives (synthetic teams: far
+higher precision; BENCHMARKS.md). A chi-square test of each node's variable against the target's
+keeps the dependent nodes (p < ``p_threshold``, or the ``top_k`` most dependent, ranked by -log p,
+which unlike p does not round to a tie at 0; the target itself has p = 0, as in the authors' code).
+Conditional tests reduce them to the target's Markov blanket, and a Bayesian network over the
+nodes' perturbations and the target's outcome answers P(prediction | evidence)
+(``Explanation.query``).
 
 Graph task (their graph explainer): the outcome of a sample is the drop of the predicted class's
 probability, the top eighth of drops coded 1; round one perturbs every node and tests each
@@ -209,11 +211,13 @@ class PGMExplainer:
         if self.top_k is not None and 4 * self.top_k < n:
             outcome, perturbed = self._graph_round(data, candidates, label, original, generator)
             stat, dof, _ = chi_square(perturbed, outcome)
-            candidates = torch.from_numpy(np.lexsort((np.arange(n), -evidence(stat, dof)))[:4 * self.top_k]).sort().values
+            best = np.lexsort((np.arange(n), -evidence(stat, dof)))[:4 * self.top_k]
+            candidates = torch.from_numpy(best).sort().values
         outcome, perturbed = self._graph_round(data, candidates, label, original, generator)
-        stat, dof, p = chi_square(perturbed[:, candidates.numpy()], outcome)
-        return self._finish(None, label, candidates.tolist(), p, evidence(stat, dof), outcome, perturbed[:, candidates.numpy()],
-                            perturbed[:, candidates.numpy()], outcome, start)
+        tested = perturbed[:, candidates.numpy()]
+        stat, dof, p = chi_square(tested, outcome)
+        return self._finish(None, label, candidates.tolist(), p, evidence(stat, dof), outcome, tested, tested,
+                            outcome, start)
 
     def _graph_round(self, data, candidates, label, original, generator):
         mask = self._mask(self.num_samples, data.num_nodes, candidates, generator)

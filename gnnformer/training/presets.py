@@ -16,6 +16,14 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 NESTED = ("model_args", "dataset_args")
 
 
+def as_words(settings: Mapping[str, Any]) -> Dict[str, Any]:
+    """Settings as ``key=value`` words, ``model_args``/``dataset_args`` as ``model.<k>``/``dataset.<k>``."""
+    words = {k: v for k, v in settings.items() if k not in NESTED}
+    for key in NESTED:
+        words.update({f"{key.split('_')[0]}.{k}": v for k, v in (settings.get(key) or {}).items()})
+    return words
+
+
 @dataclass(frozen=True)
 class Preset:
     model: str
@@ -26,17 +34,12 @@ class Preset:
 
     def words(self) -> Dict[str, Any]:
         """The settings as ``key=value`` words: ``{"epochs": 500, ..., "model.layers": 8}``."""
-        words = {k: v for k, v in self.settings.items() if k not in NESTED}
-        for key in NESTED:
-            words.update({f"{key.split('_')[0]}.{k}": v for k, v in self.settings.get(key, {}).items()})
-        return words
+        return as_words(self.settings)
 
     def describe(self, given: Mapping[str, Any] = {}) -> str:
         """The preset's settings as ``key=value`` words, leaving out and naming those ``given``
         (the user's own settings, which win)."""
-        mine = {k for k, v in given.items() if k not in NESTED}
-        for key in NESTED:
-            mine |= {f"{key.split('_')[0]}.{k}" for k in (given.get(key) or {})}
+        mine = set(as_words(given))
         words = self.words()
         text = " ".join(f"{k}={v}" for k, v in words.items() if k not in mine)
         kept = [k for k in words if k in mine]
