@@ -8,8 +8,8 @@ reduction (fewer epochs, the first K seeds/folds); the tables say which.
         --epochs 30 --max-runs 3            # reduced
     python benchmarks/reproduce_gradformer.py --data-root ../shared/datasets   # the full protocol
 
-Every finished experiment is saved under benchmarks/results/gradformer/<config>.json (so an
-interrupted run resumes), and the tables are rewritten into BENCHMARKS.md from all saved results.
+Every run is saved under benchmarks/results/gradformer/<config>.json as it finishes (so an
+interrupted or reduced row resumes at its next run), and the tables are rewritten into BENCHMARKS.md from all saved results.
 """
 from __future__ import annotations
 
@@ -84,7 +84,9 @@ TABLES = {
 
 
 def run_config(path: Path, data_root: str | None, epochs: int | None, max_runs: int | None,
-               dataset_override: str | None = None) -> dict:
+               dataset_override: str | None = None, out: Path | None = None) -> dict:
+    """Run the config's seeds/folds, saving to ``out`` after every run; runs already saved there
+    (same epochs) are kept, so an interrupted or reduced row is continued, not restarted."""
     values = yaml.safe_load(path.read_text())
     if data_root:
         values["data_root"] = data_root
@@ -93,26 +95,39 @@ def run_config(path: Path, data_root: str | None, epochs: int | None, max_runs: 
     if dataset_override:
         values["dataset"] = dataset_override
     cfg = T.config_from_mapping(values)
+    before = json.loads(out.read_text()) if out is not None and out.exists() else None
+    if before is not None and before["epochs"] != cfg.epochs:
+        raise SystemExit(f"{out} holds {before['epochs']}-epoch runs, this asks for {cfg.epochs}: "
+                         "move it aside to start the row again")
+    per_run = list(before["per_run"]) if before else []
     t0 = time.perf_counter()
     prep = T.prepare(cfg)
     prep_s = time.perf_counter() - t0
     splits = T.make_splits(cfg, prep)
     total = len(splits)
-    splits = splits[:max_runs] if max_runs else splits
-    per_run, t_train = [], time.perf_counter()
-    for i, (seed, split) in enumerate(splits):
+    wanted = splits[:max_runs] if max_runs else splits
+    train_s = before["train_s"] if before else 0.0
+    result = {}
+    for i, (seed, split) in enumerate(wanted):
+        if i < len(per_run):
+            continue
+        t_run = time.perf_counter()
         _, hist, res = T.train_one(cfg, prep, split, seed)
+        train_s += time.perf_counter() - t_run
         per_run.append({"seed": seed, "epochs_run": len(hist), **res})
-        print(f"  {path.stem} run {i + 1}/{len(splits)}: test {res['test']}", flush=True)
-    return {
-        "config": str(path.relative_to(ROOT)), "model": cfg.model, "dataset": prep.dataset.name,
-        "protocol": T.describe_protocol(cfg, prep), "epochs": cfg.epochs, "runs_done": len(per_run), "runs_in_protocol": total,
-        "train_fraction": values.get("train_fraction", 1.0), "layers": cfg.model_args.get("layers"),
-        "bucket": cfg.bucket,
-        "summary": T.nan_to_none(summarise(per_run)), "per_run": T.nan_to_none(per_run),
-        "prepare_s": prep_s, "train_s": time.perf_counter() - t_train, "date": dt.date.today().isoformat(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
-    }
+        print(f"  {path.stem} run {i + 1}/{len(wanted)}: test {res['test']}", flush=True)
+        result = {
+            "config": str(path.relative_to(ROOT)), "model": cfg.model, "dataset": prep.dataset.name,
+            "protocol": T.describe_protocol(cfg, prep), "epochs": cfg.epochs, "runs_done": len(per_run),
+            "runs_in_protocol": total, "train_fraction": values.get("train_fraction", 1.0),
+            "layers": cfg.model_args.get("layers"), "bucket": cfg.bucket,
+            "summary": T.nan_to_none(summarise(per_run)), "per_run": T.nan_to_none(per_run),
+            "prepare_s": prep_s, "train_s": train_s, "date": dt.date.today().isoformat(),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        }
+        if out is not None:
+            out.write_text(json.dumps(result, indent=1))
+    return result or before
 
 
 def pct(summary: dict, key: str) -> str:
@@ -157,21 +172,24 @@ def render() -> str:
         lines += [""] + findings_lines(FINDINGS)
     depth = [r for s, r in results.items() if TABLES["depth"](s)]
     if depth:
-        lines += ["### Depth: NCI1 with 12 and 24 layers (authors' protocol)", "",
-                  "| model | layers | test accuracy (%) | paper (%) | runs | date |", "|---|---:|---:|---:|---|---|"]
+        lines += ["### Depth: NCI1 with 12 and 24 layers", "",
+                  "| model | layers | protocol | test accuracy (%) | paper (%) | runs | date |",
+                  "|---|---:|---|---:|---:|---|---|"]
         for r in sorted(depth, key=lambda r: (r["model"], r["layers"])):
             paper = PAPER_DEPTH.get((r["model"], r["layers"]))
-            lines.append(f"| {r['model']} | {r['layers']} | {pct(r['summary'], 'test_accuracy')} | "
+            lines.append(f"| {r['model']} | {r['layers']} | {r['protocol']} | {pct(r['summary'], 'test_accuracy')} | "
                          f"{paper if paper else '—'} | {reduced(r)} | {r['date']} |")
         lines.append("")
     low = [r for s, r in results.items() if TABLES["lowres"](s)]
     if low:
         lines += ["### Low resource: NCI1 trained on 5% / 10% of the training split", "",
-                  "| model | training data | test accuracy (%) | paper (%) | runs | date |", "|---|---:|---:|---:|---|---|"]
+                  "| model | training data | protocol | test accuracy (%) | paper (%) | runs | date |",
+                  "|---|---:|---|---:|---:|---|---|"]
         for r in sorted(low, key=lambda r: (r["model"], r["train_fraction"])):
             p = int(round(100 * r["train_fraction"]))
             paper = PAPER_LOWRES.get((r["model"], p))
-            lines.append(f"| {r['model']} | {p}% | {pct(r['summary'], 'test_accuracy')} | {paper if paper else '—'} | "
+            lines.append(f"| {r['model']} | {p}% | {r['protocol']} | {pct(r['summary'], 'test_accuracy')} | "
+                         f"{paper if paper else '—'} | "
                          f"{reduced(r)} | {r['date']} |")
         lines.append("")
     clu = [r for s, r in results.items() if TABLES["cluster"](s)]
@@ -193,7 +211,10 @@ def main() -> None:
     ap.add_argument("--max-runs", type=int, help="reduce: only the first K seeds/folds")
     ap.add_argument("--cluster-dataset", default=None, help="e.g. CLUSTER-mini for a reduced CLUSTER run")
     ap.add_argument("--render-only", action="store_true")
+    ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own choice)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     RESULTS.mkdir(parents=True, exist_ok=True)
     if not args.render_only:
         for path in sorted(CONFIGS.glob("*.yaml")):
@@ -201,11 +222,16 @@ def main() -> None:
                 continue
             out = RESULTS / f"{path.stem}.json"
             if out.exists():
-                print(f"{path.stem}: done before, kept ({out.relative_to(ROOT)})")
-                continue
-            print(f"{path.stem}: running", flush=True)
+                saved = json.loads(out.read_text())
+                wanted = min(args.max_runs or saved["runs_in_protocol"], saved["runs_in_protocol"])
+                if saved["runs_done"] >= wanted:
+                    print(f"{path.stem}: done before, kept ({out.relative_to(ROOT)})")
+                    continue
+                print(f"{path.stem}: continuing after run {saved['runs_done']}", flush=True)
+            else:
+                print(f"{path.stem}: running", flush=True)
             ds = args.cluster_dataset if path.stem.startswith("cluster_") else None
-            res = run_config(path, args.data_root, args.epochs, args.max_runs, ds)
+            res = run_config(path, args.data_root, args.epochs, args.max_runs, ds, out)
             res["command"] = " ".join(sys.argv[1:])
             out.write_text(json.dumps(res, indent=1))
             write_section(ROOT / "BENCHMARKS.md", MARK, render())
