@@ -43,12 +43,23 @@ def path_graph():
 
 
 def test_node_explainer_selects_exactly_the_neighbour_the_prediction_depends_on():
-    e = PGMExplainer(OneNeighbour(), hops=1, num_samples=400, seed=0).explain_node(path_graph(), 1)
-    assert e.prediction == 1
+    e = PGMExplainer(OneNeighbour(), hops=1, num_samples=400, min_samples=400, seed=0).explain_node(path_graph(), 1)
+    assert e.prediction == 1 and e.num_samples == 400
     assert e.nodes == [1, 2]  # the target itself (p = 0, as in the authors' code) and node 2
     assert set(e.p_values) == {0, 1, 2}  # node 1's one-hop neighbourhood
     assert e.p_values[2] < 1e-10 and e.p_values[0] > 0.05
     assert e.blanket == [2] and e.bayes_net == [("2", "target")]
+
+
+def test_sampling_stops_once_the_selection_is_settled_and_not_before():
+    # node 2 decides everything: after the first round of 100 its evidence is far past node 0's
+    e = PGMExplainer(OneNeighbour(), hops=1, num_samples=400, seed=0).explain_node(path_graph(), 1)
+    assert e.num_samples == 100 and e.nodes == [1, 2]
+    assert -np.log(e.p_values[2]) + np.log(e.p_values[0]) >= 10
+    # a margin no evidence reaches: rounds of 100, 100, 200 up to all 400 samples
+    e = PGMExplainer(OneNeighbour(), hops=1, num_samples=400, stop_margin=1e9, seed=0).explain_node(path_graph(), 1)
+    assert e.num_samples == 400 and e.nodes == [1, 2]
+    assert PGMExplainer(OneNeighbour(), hops=1, num_samples=1000, min_samples=300)._rounds() == [300, 300, 400]
 
 
 class Recording(OneNeighbour):
@@ -69,12 +80,42 @@ def test_default_tests_what_the_target_depends_on_not_what_it_drives():
     model = Recording()
     e = PGMExplainer(model, hops=1, num_samples=400, seed=0).explain_node(data, 1)
     assert e.nodes == [1, 2] and e.p_values[0] > 0.05
-    assert model.sizes == {5, 4}  # the whole graph once, then the target's 2-hop graph (nodes 0-3)
+    assert model.sizes == {5, 3}  # the whole graph once, then the target's 1-hop graph (nodes 0-2)
     # the authors' coding: node 0's own outcome follows the target's perturbation, so it is kept
     model = Recording()
-    e = PGMExplainer(model, hops=1, num_samples=400, neighbour_outcomes=True, seed=0).explain_node(data, 1)
+    e = PGMExplainer(model, hops=1, num_samples=400, min_samples=400, neighbour_outcomes=True,
+                     seed=0).explain_node(data, 1)
     assert e.nodes == [0, 1, 2] and e.p_values[0] < 1e-10
     assert model.sizes == {5}  # the 3-hop graph is the whole path
+
+
+class GCN(torch.nn.Module):
+    """One GCNConv: a node's output depends on its neighbours' degrees, so the n-hop graph alone is
+    not enough; records (nodes, edges) of each copy it is given."""
+
+    def __init__(self):
+        super().__init__()
+        from torch_geometric.nn import GCNConv
+
+        torch.manual_seed(0)
+        self.conv, self.seen = GCNConv(3, 2), []
+
+    def forward(self, data):
+        copies = int(data.get("num_graphs") or 1)
+        self.seen.append((data.num_nodes // copies, data.edge_index.size(1) // copies))
+        return self.conv(data.x, data.edge_index)
+
+
+def test_samples_run_on_the_smallest_graph_that_gives_the_same_prediction():
+    # path 0-...-6 plus the chord 1-5; target 3, one hop: its 1-hop graph {2, 3, 4} changes the
+    # neighbours' degrees, so the samples run on {1, ..., 5} without the chord 1-5 (8 directed edges)
+    pairs = [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (5, 6), (1, 5)]
+    edge_index = torch.tensor(pairs + [(b, a) for a, b in pairs]).t()
+    data = Data(x=torch.randn(7, 3, generator=torch.Generator().manual_seed(1)), edge_index=edge_index)
+    model = GCN()
+    e = PGMExplainer(model, hops=1, num_samples=64, bayes_net=False, seed=0).explain_node(data, 3)
+    assert model.seen[:3] == [(7, 14), (3, 4), (5, 8)]  # whole graph, the 1-hop graph (refused), the one kept
+    assert set(model.seen[3:]) == {(5, 8)} and set(e.p_values) == {2, 3, 4}
 
 
 def test_bayes_net_query_is_the_probability_by_hand():

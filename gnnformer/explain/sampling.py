@@ -62,7 +62,7 @@ def perturbed_features(x: Tensor, mask: Tensor, mode: str, generator: torch.Gene
 
 @torch.no_grad()
 def predict_copies(model: Callable[[Data], Tensor], data: Data, xs: Tensor, *, graph_level: bool,
-                   max_nodes: int = 400_000) -> Tensor:
+                   max_nodes: int = 10_000) -> Tensor:
     """Class probabilities of the model on each feature matrix in ``xs`` [B, N, F] over ``data``'s
     structure: [B, N, C] for node tasks, [B, C] for graph tasks; ``max_nodes`` bounds one pass."""
     per_pass = max(1, max_nodes // max(data.num_nodes, 1))
