@@ -38,11 +38,16 @@ def test_fewshot_writes_metrics_per_task_results_and_checkpoints(fewshot_run):
     for r in metrics["runs"]:
         assert set(r["per_task"]) == set(metrics["test_tasks"])
         assert all(len(s["values"]) == 2 and 0 <= s["mean"] <= 1 for s in r["per_task"].values())
+        assert set(r["thresholded"]["per_task"]) == set(metrics["test_tasks"])
+        assert all(len(s["values"]) == 2 for s in r["thresholded"]["per_task"].values())
         assert (out / r["checkpoint"]).is_file()
     assert metrics["reduced"] == ["2 of 30 support draws per test task"]
     assert any("C1CC" in n for n in metrics["notes"])
     rows = list(csv.DictReader(io.StringIO((out / "per_task.csv").read_text())))
     assert len(rows) == 6 * 4 and {r["task"] for r in rows} == {"SR-HSE", "SR-MMP", "SR-p53", "mean"}
+    first = metrics["runs"][0]
+    row = next(r for r in rows if (r["method"], r["pretrain"], r["task"]) == (first["method"], first["pretrain"], "SR-MMP"))
+    assert float(row["thresholded_mean"]) == pytest.approx(first["thresholded"]["per_task"]["SR-MMP"]["mean"], abs=1e-4)
     assert "episodes: 2" in (out / "config.yaml").read_text()
 
 

@@ -151,4 +151,6 @@ def test_evaluation_draws_are_shared_by_methods_and_query_every_other_molecule(d
     b = evaluation.evaluate(gin, AdaptSpec("finetune", "all", 2, 1e-2, 3), data, draws=3, seed=5)
     assert drawn[len(first):] == first and len(first) == 3 * 3
     assert {i for i, _ in first} == {10, 11, 12} and len(set(first)) == 9
-    assert set(a) == set(b) == {"SR-HSE", "SR-MMP", "SR-p53"} and all(len(v) == 3 for v in a.values())
+    assert set(a) == set(b) == {"roc_auc", "thresholded"}
+    assert set(a["roc_auc"]) == set(b["thresholded"]) == {"SR-HSE", "SR-MMP", "SR-p53"}
+    assert all(len(v) == 3 for v in a["roc_auc"].values())

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from gnnformer.tasks import get_task
-from gnnformer.tasks.metrics import accuracy, mae, multitask_roc_auc, roc_auc
+from gnnformer.tasks.metrics import accuracy, mae, multitask_roc_auc, roc_auc, thresholded_roc_auc
 
 
 def test_roc_auc_hand_computed():
@@ -13,6 +13,19 @@ def test_roc_auc_hand_computed():
     scores = torch.tensor([0.9, 0.5, 0.4, 0.1])
     y = torch.tensor([1.0, 0.0, 1.0, 0.0])
     assert roc_auc(scores, y) == pytest.approx(0.75)
+
+
+def test_thresholded_roc_auc_is_the_balanced_accuracy_of_the_hard_predictions():
+    # 3 positives (0.9, 0.6, 0.2) and 4 negatives (0.7, 0.4, 0.3, 0.1). Above 0.5: 2 of 3 positives
+    # (TPR 2/3) and 1 of 4 negatives (TNR 3/4): (2/3 + 3/4) / 2 = 17/24. The same probabilities
+    # rank 8 of the 12 (pos, neg) pairs correctly: ROC-AUC 8/12, a different number.
+    p = torch.tensor([0.9, 0.6, 0.2, 0.7, 0.4, 0.3, 0.1])
+    y = torch.tensor([1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0])
+    assert thresholded_roc_auc(p, y) == pytest.approx(17 / 24)
+    assert roc_auc(p, y) == pytest.approx(8 / 12)
+    # every probability on one side of 0.5: one class predicted for all, 1/2 whatever the ranking
+    assert thresholded_roc_auc(p * 0.5, y) == pytest.approx(0.5)
+    assert math.isnan(thresholded_roc_auc(p, torch.ones(7)))
 
 
 def test_roc_auc_ties_count_half():

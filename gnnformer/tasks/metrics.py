@@ -52,6 +52,14 @@ def roc_auc(scores: Tensor, y: Tensor) -> float:
     return float(roc_auc_score(y, scores))
 
 
+def thresholded_roc_auc(probs: Tensor, y: Tensor, threshold: float = 0.5) -> float:
+    """The ROC-AUC of the hard predictions ``probs > threshold``, as some few-shot codes report it
+    (FS-GNNCvTR's ``roc_auc_score(y, sigmoid > 0.5)``). With one threshold the ROC curve has a
+    single corner, so this is the balanced accuracy (TPR + TNR) / 2 of those predictions, not the
+    ranking quality ``roc_auc`` measures; NaN labels are left out, NaN when one class remains."""
+    return roc_auc((probs.flatten() > threshold).to(torch.float64), y)
+
+
 def multitask_roc_auc(scores: Tensor, y: Tensor) -> float:
     """Mean ROC-AUC over the task columns that have both classes among their known labels."""
     aucs = [roc_auc(scores[:, t], y[:, t]) for t in range(y.size(1))]
