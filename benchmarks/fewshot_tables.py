@@ -30,7 +30,7 @@ from bench_layers import findings_lines, write_section  # noqa: E402
 MARK = "<!-- fewshot_gnncvtr -->"
 RESULTS = ROOT / "benchmarks" / "results" / "fewshot"
 LABELS = {"fs-gnncvtr": "FS-GNNCvTR (meta)", "fs-gin": "GIN (meta)", "finetune": "GIN fine-tuned"}
-PRETRAIN = {"none": "", "attrmask": " + attr. masking"}
+PRETRAIN = {"none": "", "attrmask": " + attr. masking", "hu": " + Hu et al. weights"}
 #: Published FS-GNNCvTR ROC-AUC (%) per task, when known. The ESANN 2023 paper's tables could not be
 #: retrieved here, so none are quoted.
 PAPER: dict = {}
@@ -158,7 +158,12 @@ def section(all_metrics: list) -> str:
         "self-supervised attribute-masking pre-training"
         + (f" ({pre.get('epochs')} epochs over {pre.get('molecules')} unlabelled molecules: RDKit's NCI and WEHI "
            "SMILES files plus the Tox21 and SIDER CSV structures, no label read)" if pre else "")
-        + ". The paper starts from Hu et al.'s pre-trained weights (2M ZINC molecules), which are not available here.",
+        + ". The paper starts from Hu et al.'s pre-trained GIN (2M ZINC molecules), which is not available here. "
+        "\"+ Hu et al. weights\" = the encoder starts from one of their GCN / GraphSAGE checkpoints in "
+        "`../shared/pretrained/` (context prediction, then supervised multi-task training on ChEMBL; "
+        "`pretrain=hu pretrained_encoder=... model_args.conv=gcn model_args.norm=batch`). ChEMBL's molecules overlap "
+        "those of Tox21 and SIDER, and the supervised stage saw their bioactivity labels: these rows are not free "
+        "of leakage and are not comparable with the others as evidence of few-shot learning.",
         "- adaptation (`adapt: head`): the inner loop adapts the head (the Transformer, or the linear layer) with "
         "5 SGD steps in meta-training and 10 at test; the GIN is learnt in the outer loop only, with its own "
         "learning rate. The original code adapts the GIN in the inner loop instead (`adapt: encoder`), which costs "

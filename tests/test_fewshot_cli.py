@@ -153,3 +153,28 @@ def test_interrupted_run_resumes_from_results_and_checkpoints(fewshot_run, tmp_p
     assert [r["reused"] for r in third["runs"]] == ["checkpoint", "checkpoint"]
     assert run(capsys, *args, "draws=3", "episodes=3")[0] == 0  # training change: trained again
     assert [r["reused"] for r in json.loads((tmp_path / "metrics.json").read_text())["runs"]] == [None, None]
+
+
+def test_pretrain_hu_starts_the_encoder_from_their_file(fewshot_run, tmp_path, capsys):
+    from gnnformer.fewshot.hu_weights import hu_state_from_encoder
+    from gnnformer.fewshot.model import MolEncoder, fewshot_model_config
+
+    root, _ = fewshot_run
+    torch.manual_seed(3)
+    source = MolEncoder(fewshot_model_config(hidden=16, layers=2, conv="gcn", norm="batch", token_kernel=3))
+    torch.save(hu_state_from_encoder(source), tmp_path / "gcn.pth")
+    args = ["fewshot", "--dataset", "tox21", "--shots", "2", "--data-root", str(root), "--quiet",
+            "methods=fs-gin", "pretrain=hu", "model.conv=gcn", "model.norm=batch", *TINY]
+    code, _, err = run(capsys, *args, "--out", str(tmp_path / "a"))
+    assert code == 2 and "pretrained_encoder=PATH" in err
+    code, _, err = run(capsys, *args, "--out", str(tmp_path / "b"), f"pretrained_encoder={tmp_path / 'gcn.pth'}",
+                       "episodes=0")
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert [(r["method"], r["pretrain"]) for r in metrics["runs"]] == [("fs-gin", "hu")]
+    assert any("gcn.pth" in n for n in metrics["notes"])
+    state = load_checkpoint(tmp_path / "b" / "checkpoints" / "fs-gin-hu.pt")["state_dict"]
+    for key, value in source.state_dict().items():  # no meta-training step: the file's weights, as loaded
+        if key != "chirality.weight":
+            torch.testing.assert_close(state[f"encoder.{key}"], value)
+    torch.testing.assert_close(state["encoder.chirality.weight"][:3], source.chirality.weight[:3])

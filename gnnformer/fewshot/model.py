@@ -1,13 +1,15 @@
 """FS-GNNCvTR and its GIN ablation: a GIN graph encoder read by a convolutional Transformer.
 
-- ``GINEncoder``: the GIN of Hu et al. (2020) over the index features of ``featurize`` (atom type
+- ``MolEncoder``: the GIN of Hu et al. (2020) over the index features of ``featurize`` (atom type
   + chirality embeddings; per layer a ``gnnformer.nn.MolGINConv``: bond type + direction
   embeddings added to each message, a self-loop of its own bond type, sum aggregation, a 2-layer
-  MLP), ``layers`` = 5 and ``hidden`` = 300 as in the pre-training literature. The graph
-  embedding is the mean of the last layer's atom embeddings (PyG's ``global_mean_pool`` over a
-  ``Batch``). Normalisation is LayerNorm instead of the original BatchNorm: running batch
-  statistics do not fit a functional inner loop, and with LayerNorm a molecule's score never
-  depends on what else is in its batch.
+  MLP), ``layers`` = 5 and ``hidden`` = 300 as in the pre-training literature; ``conv: gcn`` or
+  ``graphsage`` swaps in that work's other layers (``MolGCNConv``, ``MolSAGEConv``), so that its
+  pre-trained encoders load (``hu_weights.py``). The graph embedding is the mean of the last
+  layer's atom embeddings (PyG's ``global_mean_pool`` over a ``Batch``). Normalisation is
+  LayerNorm by default instead of the original BatchNorm: with LayerNorm a molecule's score never
+  depends on what else is in its batch. ``norm: batch`` (the original, and what the pre-trained
+  weights carry) is offered for those weights.
 - ``ConvTransformerHead``: reads the graph embedding (a vector of ``hidden`` numbers) as a
   1-channel sequence. A strided 1-D convolution turns it into overlapping patches (convolutional
   token embedding); Transformer blocks whose queries, keys and values come from depthwise
@@ -33,11 +35,14 @@ from torch_geometric.nn import global_mean_pool
 
 from ..config import build_config
 from ..errors import ConfigError
+from ..nn.mol_gcn import MolGCNConv, MolSAGEConv
 from ..nn.mol_gin import MolGINConv, glorot_embedding
 from ..registry import Registry
 from .featurize import ATOM_EMBEDDINGS, BOND_EMBEDDINGS, NUM_BOND_DIRECTIONS, NUM_CHIRALITY, SELF_LOOP
 
 FEWSHOT_MODELS: Registry[Any] = Registry("few-shot model")
+CONVS = {"gin": MolGINConv, "gcn": MolGCNConv, "graphsage": MolSAGEConv}
+NORMS = {"layer": nn.LayerNorm, "batch": nn.BatchNorm1d, "none": lambda hidden: nn.Identity()}
 
 
 # ----------------------------------------------------------------------------- config
@@ -48,7 +53,8 @@ class FewShotModelConfig:
     hidden: int = 300  # GIN width (300 in Hu et al.)
     layers: int = 5  # GIN layers (5 in Hu et al.)
     dropout: float = 0.1  # GIN dropout
-    norm: str = "layer"  # layer | none
+    norm: str = "layer"  # layer | batch | none
+    conv: str = "gin"  # gin | gcn | graphsage: the layers of Hu et al.'s encoders
     out_channels: int = 1
     # convolutional Transformer head (fs-gnncvtr)
     tr_dim: int = 32  # token width
@@ -65,8 +71,10 @@ class FewShotModelConfig:
                     "token_stride", "attn_kernel"):
             if int(getattr(self, key)) < 1:
                 raise ConfigError(f"model option {key} must be a positive integer, got {getattr(self, key)!r}.")
-        if self.norm not in ("layer", "none"):
-            raise ConfigError(f"model option norm must be 'layer' or 'none', got {self.norm!r}.")
+        if self.norm not in NORMS:
+            raise ConfigError(f"model option norm must be one of {', '.join(NORMS)}, got {self.norm!r}.")
+        if self.conv not in CONVS:
+            raise ConfigError(f"model option conv must be one of {', '.join(CONVS)}, got {self.conv!r}.")
         if self.tr_dim % self.tr_heads:
             raise ConfigError(f"tr_dim ({self.tr_dim}) must be divisible by tr_heads ({self.tr_heads}).")
         if self.attn_kernel % 2 == 0:
@@ -91,18 +99,19 @@ class FewShotModelConfig:
 # ----------------------------------------------------------------------------- GIN
 
 
-class GINEncoder(nn.Module):
-    """Atom type + chirality embeddings, then ``layers`` times: ``MolGINConv``, the norm, a ReLU
-    (not after the last layer) and dropout."""
+class MolEncoder(nn.Module):
+    """Atom type + chirality embeddings, then ``layers`` times: the convolution (``MolGINConv`` by
+    default), the norm, a ReLU (not after the last layer) and dropout."""
 
     def __init__(self, cfg: FewShotModelConfig) -> None:
         super().__init__()
+        self.cfg = cfg
         self.atom = glorot_embedding(ATOM_EMBEDDINGS, cfg.hidden)
         self.chirality = glorot_embedding(NUM_CHIRALITY, cfg.hidden)
-        self.layers = nn.ModuleList(MolGINConv(cfg.hidden, BOND_EMBEDDINGS, NUM_BOND_DIRECTIONS, SELF_LOOP)
+        conv = CONVS[cfg.conv]
+        self.layers = nn.ModuleList(conv(cfg.hidden, BOND_EMBEDDINGS, NUM_BOND_DIRECTIONS, SELF_LOOP)
                                     for _ in range(cfg.layers))
-        self.norms = nn.ModuleList(nn.LayerNorm(cfg.hidden) if cfg.norm == "layer" else nn.Identity()
-                                   for _ in range(cfg.layers))
+        self.norms = nn.ModuleList(NORMS[cfg.norm](cfg.hidden) for _ in range(cfg.layers))
         self.dropout = cfg.dropout
 
     def forward(self, data: Data) -> Tensor:
@@ -189,7 +198,7 @@ class FewShotModel(nn.Module):
     def __init__(self, cfg: FewShotModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.encoder = GINEncoder(cfg)
+        self.encoder = MolEncoder(cfg)
         self.head = self.make_head(cfg)
 
     def make_head(self, cfg: FewShotModelConfig) -> nn.Module:  # pragma: no cover - abstract

@@ -32,7 +32,7 @@ from ..paths import cache_dir
 from ..training.checkpoint import save_checkpoint
 from ..training.runtime import seed_everything
 from .featurize import MASK_ATOM, NUM_ATOM_TYPES, Entry, featurize_entries
-from .model import FewShotModelConfig, GINEncoder
+from .model import FewShotModelConfig, MolEncoder
 from .tasks import episode_generator
 
 CORPORA = ("rdkit", "moleculenet")
@@ -129,7 +129,7 @@ def pretrain_attribute_masking(model_cfg: FewShotModelConfig, graphs: Sequence[D
                                on_step: Optional[Callable[[int, int, float], None]] = None) -> Dict[str, torch.Tensor]:
     """Train a GIN encoder by attribute masking; returns its state dict."""
     seed_everything(seed)
-    encoder = GINEncoder(model_cfg)
+    encoder = MolEncoder(model_cfg)
     predictor = nn.Linear(model_cfg.hidden, NUM_ATOM_TYPES)
     opt = torch.optim.Adam(list(encoder.parameters()) + list(predictor.parameters()), lr=lr)
     gen = episode_generator(seed, 15_485_863)

@@ -7,8 +7,9 @@ Methods, run side by side on the same support draws:
 - ``finetune``: no meta-learning; a GIN trained on the labels of every meta-training task at
   once, fine-tuned on each support set with a fresh head (``baseline.py``).
 
-Each method runs once per entry of ``pretrain``: ``none`` (random initial GIN) and/or
-``attrmask`` (the GIN initialised by attribute-masking pre-training, ``pretrain.py``).
+Each method runs once per entry of ``pretrain``: ``none`` (random initial GIN), ``attrmask``
+(the GIN initialised by attribute-masking pre-training, ``pretrain.py``) and/or ``hu`` (the
+encoder of ``pretrained_encoder``, a file of Hu et al.'s format, ``hu_weights.py``).
 
 Settings live in ``settings.py``, the meta-test evaluation (support draws, ROC-AUC per draw) in
 ``evaluation.py``. No model selection looks at a test task: the weights after the last
@@ -33,6 +34,7 @@ from ..training.runtime import seed_everything
 from .baseline import multitask_train
 from .evaluation import evaluate, summarise
 from .featurize import ATOM_EMBEDDINGS, BOND_EMBEDDINGS, NUM_BOND_DIRECTIONS, NUM_CHIRALITY
+from .hu_weights import load_hu_encoder
 from .meta import MetaSettings, meta_train
 from .model import create_fewshot_model, fewshot_model_config
 from .pretrain import cached_pretrained_encoder
@@ -143,6 +145,9 @@ def run_fewshot(cfg: FewShotConfig, out_dir: str | Path, progress: bool = True,
             pretrain_info = {k: v for k, v in info.items() if k != "notes"}
             notes += info["notes"] + ([f"pre-trained encoder {info['key']} reused from the cache"]
                                       if info["cached"] else [])
+        if "hu" in cfg.pretrain:
+            encoders["hu"], hu_notes = load_hu_encoder(cfg.pretrained_encoder, fewshot_model_config(**cfg.model_args))
+            notes += hu_notes
         for variant in cfg.pretrain:
             for method in cfg.methods:
                 name = f"{method}-{variant}"

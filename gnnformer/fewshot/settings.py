@@ -19,7 +19,7 @@ from .pretrain import CORPORA
 from .tasks import DATASETS, SOURCES, FewShotData
 
 METHODS = ("fs-gnncvtr", "fs-gin", "finetune")
-PRETRAIN = ("none", "attrmask")
+PRETRAIN = ("none", "attrmask", "hu")
 #: The protocol's number of support draws per test task; fewer is reported as reduced.
 FULL_DRAWS = 30
 
@@ -63,6 +63,9 @@ class FewShotConfig:
     pretrain_batch_size: int = 128
     pretrain_lr: float = 1e-3
     mask_rate: float = 0.15
+    # pretrain: hu = an encoder pre-trained by Hu et al. (2020), their .pth format (hu_weights.py); the
+    # model options must match it (conv gcn / graphsage / gin, norm batch, 5 layers, 300 wide)
+    pretrained_encoder: Optional[str] = None
     model_args: Dict[str, Any] = field(default_factory=dict)  # GIN / Transformer options (FewShotModelConfig)
     # reuse what the output folder already holds for the same settings: a (method, pre-training) pair's
     # results, or its checkpoint (then only evaluated again); an interrupted run continues where it stopped
@@ -98,6 +101,10 @@ class FewShotConfig:
                 raise ConfigError(f"{key} must be positive, got {getattr(self, key)}.")
         if self.pos_weight is not None and not self.pos_weight > 0:
             raise ConfigError(f"pos_weight must be positive or null (balance each query set), got {self.pos_weight}.")
+        if "hu" in self.pretrain and not self.pretrained_encoder:
+            raise ConfigError("pretrain=hu needs pretrained_encoder=PATH (a .pth of Hu et al.'s format, e.g. "
+                              "../shared/pretrained/gcn_supervised_contextpred.pth with model_args.conv=gcn "
+                              "model_args.norm=batch).")
         if not 0.0 < self.mask_rate < 1.0:
             raise ConfigError(f"mask_rate must be in (0, 1), got {self.mask_rate}.")
         if not isinstance(self.model_args, dict):

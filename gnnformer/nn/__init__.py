@@ -20,6 +20,7 @@ from .encodings import (
 from .fusion import GPSLayer
 from .gatedgcn import GatedGCNConv
 from .local import LOCAL_CONVS, build_local_conv
+from .mol_gcn import MolGCNConv, MolSAGEConv
 from .mol_gin import MolGINConv
 from .transformer_layer import GraphTransformerLayer, make_norm
 
@@ -35,6 +36,8 @@ __all__ = [
     "GPSLayer",
     "GatedGCNConv",
     "MolGINConv",
+    "MolGCNConv",
+    "MolSAGEConv",
     "DropPath",
     "ShortestPathDecay",
     "LapPE",
