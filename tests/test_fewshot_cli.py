@@ -42,6 +42,15 @@ def test_fewshot_writes_metrics_per_task_results_and_checkpoints(fewshot_run):
         assert all(len(s["values"]) == 2 for s in r["thresholded"]["per_task"].values())
         assert (out / r["checkpoint"]).is_file()
     assert metrics["reduced"] == ["2 of 30 support draws per test task"]
+    # the last meta-training task is held out for model selection: neither trained on nor tested
+    assert len(metrics["val_tasks"]) == 1 and len(metrics["train_tasks"]) == 8
+    assert not set(metrics["val_tasks"]) & set(metrics["train_tasks"] + metrics["test_tasks"])
+    for r in metrics["runs"]:
+        v = r["validation"]
+        assert (v is None) == (r["method"] == "finetune")
+        if v is not None:  # scored before training and after the last of the 2 outer steps
+            assert v["task"] == metrics["val_tasks"][0] and v["steps"] == [0, 2] and v["best_step"] in (0, 2)
+    assert (out / "convergence.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert any("C1CC" in n for n in metrics["notes"])
     rows = list(csv.DictReader(io.StringIO((out / "per_task.csv").read_text())))
     assert len(rows) == 6 * 4 and {r["task"] for r in rows} == {"SR-HSE", "SR-MMP", "SR-p53", "mean"}

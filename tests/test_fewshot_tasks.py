@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from fewshot_helpers import POOL, make_root, task_labels
-from gnnformer.errors import DataError
+from gnnformer.errors import ConfigError, DataError
 from gnnformer.fewshot import meta as meta_mod
 from gnnformer.fewshot.baseline import multitask_train, train_task_labels
 from gnnformer.fewshot.meta import MetaSettings, meta_train
@@ -154,3 +154,42 @@ def test_evaluation_draws_are_shared_by_methods_and_query_every_other_molecule(d
     assert set(a) == set(b) == {"roc_auc", "thresholded"}
     assert set(a["roc_auc"]) == set(b["thresholded"]) == {"SR-HSE", "SR-MMP", "SR-p53"}
     assert all(len(v) == 3 for v in a["roc_auc"].values())
+
+
+def test_the_validation_task_is_held_out_of_meta_training_and_is_never_a_test_task(data, monkeypatch):
+    held = data.with_validation(-1)
+    assert [t.index for t in held.val_tasks] == [9] and [t.index for t in held.train_tasks] == list(range(1, 9))
+    assert [t.index for t in held.test_tasks] == [10, 11, 12]
+    assert [t.index for t in data.with_validation(0).val_tasks] == [1]
+    assert data.with_validation(None).val_tasks == [] and len(data.with_validation(None).train_tasks) == 9
+    for bad in (9, -10):
+        with pytest.raises(ConfigError, match="val_task"):
+            data.with_validation(bad)
+    seen = []
+    real = meta_mod.sample_episode
+    monkeypatch.setattr(meta_mod, "sample_episode", lambda task, *a: seen.append(task.index) or real(task, *a))
+    torch.manual_seed(0)
+    meta_train(create_fewshot_model("fs-gin", **TINY_MODEL), held, MetaSettings(2, 3, 0, 8, 1, 0.1, True, "head",
+                                                                                   1e-3, 1e-3), seed=0)
+    assert set(seen) == set(range(1, 9))
+
+
+def test_validation_keeps_the_best_scoring_step_and_stops_on_patience(data):
+    settings = MetaSettings(2, 10, 2, 8, 1, 0.5, True, "head", 1e-2, 1e-2)
+    scores = iter([0.5, 0.6, 0.8, 0.7, 0.75, 0.9])  # scored after steps 0, 2, 4, 6, 8, 10
+    snapshots = {}
+
+    def score(model):
+        snapshots[len(snapshots) * 2] = {k: v.clone() for k, v in model.state_dict().items()}
+        return next(scores)
+
+    torch.manual_seed(0)
+    model = create_fewshot_model("fs-gin", **TINY_MODEL)
+    check = meta_mod.Validation(score, every=2, patience=2)
+    losses = meta_train(model, data, settings, seed=0, validation=check)
+    # best at step 4; steps 6 and 8 do not beat it: stopped after 8 outer steps, step 4's weights back
+    assert check.steps == [0, 2, 4, 6, 8] and check.scores == [0.5, 0.6, 0.8, 0.7, 0.75]
+    assert check.best_step == 4 and len(losses) == 8
+    assert not torch.equal(snapshots[4]["head.weight"], snapshots[8]["head.weight"])
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, snapshots[4][k])

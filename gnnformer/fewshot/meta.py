@@ -20,7 +20,7 @@ The fine-tuning baseline adapts with Adam on a fresh linear head instead (``fine
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import torch
@@ -137,6 +137,36 @@ class MetaSettings:
     grad_clip: float = 0.0
 
 
+@dataclass
+class Validation:
+    """Model selection on a held-out meta-training task: ``score(model)`` every ``every`` outer
+    steps (and before the first); the best-scoring weights are kept and restored at the end, and
+    training stops after ``patience`` evaluations without a better score (0: never early).
+    ``steps`` / ``scores`` are the curve; ``best_step`` the selected step."""
+
+    score: Callable[[FewShotModel], float]
+    every: int = 10
+    patience: int = 0
+    steps: List[int] = field(default_factory=list)
+    scores: List[float] = field(default_factory=list)
+    best_step: int = 0
+
+    def check(self, model: FewShotModel, step: int, best: Dict[str, Tensor]) -> bool:
+        """Score the model after ``step`` outer steps, keep its weights in ``best`` if they are the
+        best so far; True when training should stop."""
+        value = float(self.score(model))
+        model.train()
+        self.steps.append(step)
+        self.scores.append(value)
+        previous = [v for v in self.scores[:-1] if v == v]
+        if value == value and (not previous or value > max(previous)):
+            self.best_step = step
+            best.clear()
+            best.update({k: v.detach().clone() for k, v in model.state_dict().items()})
+        since = (len(self.steps) - 1 - self.steps.index(self.best_step))
+        return self.patience > 0 and since >= self.patience
+
+
 def outer_optimizer(model: FewShotModel, lr_gnn: float, lr_head: float, weight_decay: float = 0.0):
     return torch.optim.Adam([
         {"params": list(model.encoder.parameters()), "lr": lr_gnn},
@@ -145,16 +175,22 @@ def outer_optimizer(model: FewShotModel, lr_gnn: float, lr_head: float, weight_d
 
 
 def meta_train(model: FewShotModel, data: FewShotData, s: MetaSettings, seed: int,
-               on_step: Optional[Callable[[int, float], None]] = None) -> List[float]:
-    """MAML over the meta-training tasks only; returns the mean query loss of every outer step."""
+               on_step: Optional[Callable[[int, float], None]] = None,
+               validation: Optional[Validation] = None) -> List[float]:
+    """MAML over the meta-training tasks only; returns the mean query loss of every outer step.
+    With ``validation``, the weights of its best-scoring step are restored at the end."""
     tasks = data.train_tasks
     adapter = Adapter(model, s.adapt)
     opt = outer_optimizer(model, s.outer_lr_gnn, s.outer_lr_head, s.weight_decay)
     gen = episode_generator(seed, 7_919)
     per_step = len(tasks) if s.tasks_per_episode <= 0 else min(s.tasks_per_episode, len(tasks))
     losses = []
+    best: Dict[str, Tensor] = {}
     model.train()
+    stop = validation is not None and validation.check(model, 0, best)
     for step in range(s.episodes):
+        if stop:
+            break
         chosen = [tasks[i] for i in torch.randperm(len(tasks), generator=gen)[:per_step].tolist()]
         opt.zero_grad(set_to_none=True)
         total = 0.0
@@ -174,6 +210,11 @@ def meta_train(model: FewShotModel, data: FewShotData, s: MetaSettings, seed: in
         losses.append(total)
         if on_step is not None:
             on_step(step, total)
+        done = step + 1
+        if validation is not None and (done % validation.every == 0 or done == s.episodes):
+            stop = validation.check(model, done, best)
+    if best:
+        model.load_state_dict(best)
     model.eval()
     return losses
 

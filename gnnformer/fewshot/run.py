@@ -12,8 +12,9 @@ Each method runs once per entry of ``pretrain``: ``none`` (random initial GIN), 
 encoder of ``pretrained_encoder``, a file of Hu et al.'s format, ``hu_weights.py``).
 
 Settings live in ``settings.py``, the meta-test evaluation (support draws, ROC-AUC per draw) in
-``evaluation.py``. No model selection looks at a test task: the weights after the last
-meta-training step are evaluated.
+``evaluation.py``. No model selection looks at a test task: the meta-learned weights are those
+of the outer step that scores best on a meta-training task held out for validation (``val_task``),
+or, without one, those after the last step.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from .baseline import multitask_train
 from .evaluation import evaluate, summarise
 from .featurize import ATOM_EMBEDDINGS, BOND_EMBEDDINGS, NUM_BOND_DIRECTIONS, NUM_CHIRALITY
 from .hu_weights import load_hu_encoder
-from .meta import MetaSettings, meta_train
+from .meta import MetaSettings, Validation, meta_train
 from .model import create_fewshot_model, fewshot_model_config
 from .pretrain import cached_pretrained_encoder
 from .settings import FewShotConfig, protocol, reductions, spec_for
@@ -78,7 +79,8 @@ def _reusable_results(res_path: Path, ckpt_path: Path, cfg: FewShotConfig) -> Op
 
 
 def _reusable_checkpoint(ckpt_path: Path, cfg: FewShotConfig):
-    """``(model, kind, losses, train_seconds)`` from a checkpoint trained with the same settings, if any."""
+    """``(model, kind, losses, train_seconds, validation curve)`` from a checkpoint trained with the same
+    settings, if any."""
     if not ckpt_path.is_file():
         return None
     try:
@@ -89,35 +91,44 @@ def _reusable_checkpoint(ckpt_path: Path, cfg: FewShotConfig):
         model.load_state_dict(ckpt["state_dict"])
     except Exception:  # unreadable or foreign: train again
         return None
-    return model.eval(), ckpt["model"], ckpt.get("train_losses", []), ckpt.get("train_seconds")
+    return model.eval(), ckpt["model"], ckpt.get("train_losses", []), ckpt.get("train_seconds"), ckpt.get("validation")
 
 
 def _train(cfg: FewShotConfig, method: str, model_cfg: Dict[str, Any], data: FewShotData,
            encoder_state: Optional[dict], name: str, report: Callable):
-    """Train one method; ``(model, model name, per-step losses)``."""
+    """Train one method; ``(model, model name, per-step losses, Validation or None)``."""
     if method == "finetune":
         model = multitask_train(
             model_cfg, data, cfg.baseline_steps, cfg.baseline_batch_size, cfg.baseline_lr, cfg.seed, encoder_state,
             on_step=lambda s, loss: report(f"{name}: multi-task training", s + 1, cfg.baseline_steps, loss))
-        return model, "fs-gin", []
+        return model, "fs-gin", [], None
     model = create_fewshot_model(method, **model_cfg)
     if encoder_state is not None:
         model.encoder.load_state_dict(encoder_state)
     settings = MetaSettings(cfg.shots, cfg.episodes, cfg.tasks_per_episode, cfg.query_size, cfg.inner_steps,
                             cfg.inner_lr, cfg.first_order, cfg.adapt, cfg.outer_lr_gnn, cfg.outer_lr_head,
                             cfg.weight_decay, cfg.pos_weight, cfg.grad_clip)
+    validation = None
+    if data.val_tasks:
+        spec = spec_for(cfg, method)
+        validation = Validation(lambda m: summarise(evaluate(m, spec, data, cfg.val_draws, cfg.seed, cfg.eval_batch_size,
+                                                             tasks=data.val_tasks))["mean"],
+                                every=cfg.val_every, patience=cfg.patience)
     losses = meta_train(model, data, settings, cfg.seed,
-                        on_step=lambda s, loss: report(f"{name}: meta-training", s + 1, cfg.episodes, loss))
-    return model, method, [round(v, 5) for v in losses]
+                        on_step=lambda s, loss: report(f"{name}: meta-training", s + 1, cfg.episodes, loss),
+                        validation=validation)
+    return model, method, [round(v, 5) for v in losses], validation
 
 
 def run_fewshot(cfg: FewShotConfig, out_dir: str | Path, progress: bool = True,
                 data: Optional[FewShotData] = None) -> Dict[str, Any]:
     """Train and evaluate every (method, pre-training) pair; write metrics.json, per_task.csv,
-    config.yaml, one checkpoint per pair under ``checkpoints/`` and its results under ``results/``
+    config.yaml, convergence.png (validation ROC-AUC against outer steps, with a validation task),
+    one checkpoint per pair under ``checkpoints/`` and its results under ``results/``
     (as soon as the pair is done, so that an interrupted run resumes; see ``resume``)."""
     cfg.validate()
     data = data if data is not None else load_tasks(cfg.dataset, cfg.data_root, cfg.source, cfg.invalid)
+    data = data.with_validation(cfg.val_task)
     for task in data.test_tasks:
         check_task_fits(task, cfg.shots)
     out = Path(out_dir)
@@ -162,11 +173,15 @@ def run_fewshot(cfg: FewShotConfig, out_dir: str | Path, progress: bool = True,
                 previous = _reusable_checkpoint(ckpt_path, cfg) if cfg.resume else None
                 t0 = time.perf_counter()
                 if previous is not None:
-                    model, kind, losses, t_train = previous
+                    model, kind, losses, t_train, curve = previous
                     notes.append(f"{name}: model reused from {ckpt_path} (same training settings), evaluated again")
                 else:
                     seed_everything(cfg.seed)
-                    model, kind, losses = _train(cfg, method, model_cfg, data, encoders[variant], name, report)
+                    model, kind, losses, validation = _train(cfg, method, model_cfg, data, encoders[variant], name,
+                                                             report)
+                    curve = None if validation is None else {
+                        "task": data.val_tasks[0].name, "every": cfg.val_every, "draws": cfg.val_draws,
+                        "steps": validation.steps, "roc_auc": validation.scores, "best_step": validation.best_step}
                     t_train = round(time.perf_counter() - t0, 1)
                     t0 = time.perf_counter()
                 total = cfg.draws * len(data.test_tasks)
@@ -180,7 +195,7 @@ def run_fewshot(cfg: FewShotConfig, out_dir: str | Path, progress: bool = True,
                 summary = summarise(results)
                 run = {"method": method, "pretrain": variant, "model": kind, **summary,
                        "train_seconds": t_train, "eval_seconds": round(time.perf_counter() - t0, 1),
-                       "train_losses": losses, "checkpoint": f"checkpoints/{name}.pt",
+                       "train_losses": losses, "validation": curve, "checkpoint": f"checkpoints/{name}.pt",
                        "reused": "checkpoint" if previous is not None else None}
                 runs.append(run)
                 save_checkpoint(ckpt_path, {
@@ -191,14 +206,25 @@ def run_fewshot(cfg: FewShotConfig, out_dir: str | Path, progress: bool = True,
                     "metrics": {"mean_roc_auc": summary["mean"],
                                 "per_task": {k: v["mean"] for k, v in summary["per_task"].items()},
                                 "mean_thresholded": summary["thresholded"]["mean"]},
-                    "train_seconds": t_train, "train_losses": losses, "version": __version__,
+                    "train_seconds": t_train, "train_losses": losses, "validation": curve, "version": __version__,
                 })
                 res_path.parent.mkdir(parents=True, exist_ok=True)
                 res_path.write_text(json.dumps({**run, "experiment": cfg.to_dict()}, indent=2))
     metrics = {"dataset": data.name, "source": data.source, "shots": cfg.shots, "metric": "roc_auc",
                "protocol": protocol(cfg, data), "reduced": reductions(cfg), "notes": notes,
-               "train_tasks": [t.name for t in data.train_tasks], "test_tasks": [t.name for t in data.test_tasks],
+               "train_tasks": [t.name for t in data.train_tasks], "val_tasks": [t.name for t in data.val_tasks],
+               "test_tasks": [t.name for t in data.test_tasks],
                "pretraining": pretrain_info, "config": cfg.to_dict(), "runs": runs, "version": __version__}
+    curves = {f"{r['method']} ({r['pretrain']})": r["validation"] for r in runs if r.get("validation")}
+    if curves:
+        from ..training.plots import plot_series
+
+        first = next(iter(curves.values()))
+        plot_series({k: (c["steps"], c["roc_auc"]) for k, c in curves.items()}, "outer step",
+                    f"validation ROC-AUC ({first['task']}, {first['draws']} draws)", out / "convergence.png",
+                    f"{data.name} {cfg.shots}-shot: meta-training against the held-out task (dot: selected step)",
+                    marks={k: c["best_step"] for k, c in curves.items()})
+        metrics["plots"] = ["convergence.png"]
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     (out / "per_task.csv").write_text(per_task_csv(runs))

@@ -48,6 +48,12 @@ class FewShotConfig:
     weight_decay: float = 0.0
     pos_weight: Optional[float] = None  # query-loss positive weight; null = negatives/positives of each query set
     grad_clip: float = 1.0  # outer gradient norm clip (0 = off)
+    # model selection on a held-out meta-training task (never a test task): ``val_task`` is its position
+    # among the meta-training tasks (-1: the last; null: none, the weights after the last step are kept)
+    val_task: Optional[int] = -1
+    val_every: int = 10  # outer steps between two validation scores
+    val_draws: int = 10  # support draws of the validation task per score
+    patience: int = 0  # stop after this many scores without a better one (0: run every outer step)
     # non-meta baseline (finetune)
     baseline_steps: int = 75  # multi-task training steps on the meta-training tasks (batches of 128)
     baseline_batch_size: int = 128
@@ -88,12 +94,13 @@ class FewShotConfig:
         if self.adapt not in ADAPT:
             raise ConfigError(f"adapt must be one of {', '.join(ADAPT)}, got {self.adapt!r}.")
         check_policy(self.invalid)
-        positive = ("shots", "query_size", "draws", "eval_batch_size", "baseline_batch_size", "pretrain_batch_size")
+        positive = ("shots", "query_size", "draws", "eval_batch_size", "baseline_batch_size", "pretrain_batch_size",
+                    "val_every", "val_draws")
         for key in positive:
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}.")
         for key in ("episodes", "tasks_per_episode", "inner_steps", "inner_steps_test", "baseline_steps",
-                    "finetune_steps", "pretrain_epochs"):
+                    "finetune_steps", "pretrain_epochs", "patience"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key} must not be negative, got {getattr(self, key)}.")
         for key in ("inner_lr", "outer_lr_gnn", "outer_lr_head", "baseline_lr", "finetune_lr", "pretrain_lr"):
@@ -138,10 +145,13 @@ def reductions(cfg: FewShotConfig) -> List[str]:
 
 def protocol(cfg: FewShotConfig, data: FewShotData) -> str:
     train = ", ".join(str(t.index) for t in data.train_tasks)
+    val = (f"; validation task {data.val_tasks[0].index} {data.val_tasks[0].name} (held out of meta-training; the "
+           f"meta-learned weights are selected on it, {cfg.val_draws} draws every {cfg.val_every} outer steps"
+           + (f", patience {cfg.patience}" if cfg.patience else "") + ")") if data.val_tasks else ""
     test = ", ".join(f"{t.index} {t.name}" for t in data.test_tasks)
     order = "first-order" if cfg.first_order else "second-order"
     per = "all" if cfg.tasks_per_episode <= 0 else str(min(cfg.tasks_per_episode, len(data.train_tasks)))
-    return (f"2-way {cfg.shots}-shot on {data.name} ({cfg.source}); meta-train tasks {train}; meta-test tasks {test}. "
+    return (f"2-way {cfg.shots}-shot on {data.name} ({cfg.source}); meta-train tasks {train}{val}; meta-test tasks {test}. "
             f"Meta-training: {cfg.episodes} outer steps x {per} tasks, support {cfg.shots}+{cfg.shots}, query "
             f"{cfg.query_size}, {cfg.inner_steps} inner SGD steps (lr {cfg.inner_lr:g}, {order}, adapt {cfg.adapt}). "
             f"Meta-test: {cfg.draws} independent support draws per task, every other molecule of the task as query, "

@@ -16,7 +16,8 @@ all of them at meta-test), so support and query never share a molecule.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -62,10 +63,26 @@ class FewShotData:
     num_train: int
     notes: List[str] = field(default_factory=list)
     origin: str = ""
+    held_out: Optional[int] = None  # position in ``tasks`` of the meta-training task kept for validation
 
     @property
     def train_tasks(self) -> List[FewShotTask]:
-        return self.tasks[: self.num_train]
+        return [t for i, t in enumerate(self.tasks[: self.num_train]) if i != self.held_out]
+
+    @property
+    def val_tasks(self) -> List[FewShotTask]:
+        """The held-out meta-training task (``with_validation``), or none."""
+        return [] if self.held_out is None else [self.tasks[self.held_out]]
+
+    def with_validation(self, position: Optional[int]) -> "FewShotData":
+        """The same data with meta-training task ``position`` (-1: the last) held out for validation:
+        it leaves the meta-training tasks, and it is never a test task."""
+        if position is None:
+            return replace(self, held_out=None)
+        if not -self.num_train <= position < self.num_train or self.num_train < 2:
+            raise ConfigError(f"val_task must pick one of the {self.num_train} meta-training tasks "
+                              f"(0..{self.num_train - 1}, or -1 for the last), leaving one to train on; got {position}.")
+        return replace(self, held_out=position % self.num_train)
 
     @property
     def test_tasks(self) -> List[FewShotTask]:
