@@ -86,7 +86,7 @@ def train(model, dataset, config_file, data_root, epochs, seed, folds, split_fil
     used and named; OVERRIDES are key=value settings over them, e.g. lr=0.001 runs=3 model.hidden=128.
     """
     from .training import config_from_mapping, run_experiment
-    from .training.experiment import earlier_results
+    from .training.experiment import continue_info, earlier_results
     from .training.presets import with_preset
     from .training.settings import ExperimentConfig
 
@@ -106,7 +106,15 @@ def train(model, dataset, config_file, data_root, epochs, seed, folds, split_fil
     if replaced:
         click.echo(f"note: {out} holds an earlier run; its {', '.join(replaced)} will be replaced "
                    "when this one finishes (--out chooses another folder).", err=True)
-    metrics = run_experiment(cfg, out, progress=not quiet)
+    resumed = continue_info(cfg, out)
+    if resumed:
+        click.echo(f"continuing the interrupted run in {out}: {resumed}", err=True)
+    try:
+        metrics = run_experiment(cfg, out, progress=not quiet)
+    except KeyboardInterrupt:
+        if (out / "resume").is_dir():
+            click.echo(f"stopped; the finished epochs are kept in {out}/resume/: the same command continues.", err=True)
+        raise
     console = _console()
     for note in metrics["notes"]:
         console.print(f"[yellow]note:[/yellow] {note}")

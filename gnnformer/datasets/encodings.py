@@ -23,8 +23,8 @@ from ..paths import cache_dir, unwritable_cache
 from ..progress import iterate
 
 #: Stored in every cache file; a file of another version is recomputed. Bumped for an encoding
-#: whose values change (LapPE 2: isolated nodes get zero rows).
-_CACHE_VERSIONS = {"lap_pe": 2, "rwse": 1, "spd": 1}
+#: whose values change (LapPE 2: isolated nodes get zero rows; 3: ARPACK from a fixed start vector).
+_CACHE_VERSIONS = {"lap_pe": 3, "rwse": 1, "spd": 1}
 
 
 def graphs_key(graphs: Iterable[Data], weights: bool = False) -> str:

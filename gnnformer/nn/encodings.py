@@ -67,7 +67,10 @@ def compute_lap_pe(data: Data, k: int) -> Tensor:
     if k_eff <= 0:
         return pe
     undirected = is_undirected(graph.edge_index, graph.edge_weight, num_nodes=size)
-    transform = AddLaplacianEigenvectorPE(k_eff, attr_name="lap_pe", is_undirected=undirected)
+    # Over 100 nodes PyG calls ARPACK, which starts from a random vector unless given one: a fixed
+    # start makes the eigenvectors the same bits on every run.
+    start = np.random.default_rng(0).uniform(-1.0, 1.0, size)
+    transform = AddLaplacianEigenvectorPE(k_eff, attr_name="lap_pe", is_undirected=undirected, v0=start)
     if k_eff + 1 >= size:
         transform.SPARSE_THRESHOLD = size + 1  # ARPACK needs k + 1 < N: use the dense solver
     # PyG flips signs at random from the global RNG; fork it so that computing (rather than

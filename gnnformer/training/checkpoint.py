@@ -18,17 +18,31 @@ REQUIRED = ("format", "model", "model_config", "state_dict", "schema", "task", "
 
 
 def save_checkpoint(path: str | os.PathLike, payload: Dict[str, Any]) -> Path:
-    """Write ``payload`` to ``path`` so that a kill mid-write never leaves a half-written file.
+    """Write ``payload`` (a checkpoint: the keys of ``REQUIRED``) atomically (``atomic_save``)."""
+    return atomic_save(path, {"format": FORMAT, **payload})
+
+
+def atomic_save(path: str | os.PathLike, obj: Any) -> Path:
+    """``torch.save`` so that a kill mid-write never leaves a half-written file.
 
     The bytes go to a temporary file in the same folder, are flushed to disk, and only then
     renamed over the target (``os.replace`` is atomic on POSIX and Windows).
     """
+    return _atomic(path, lambda fh: torch.save(obj, fh))
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) atomically, as ``atomic_save`` does."""
+    return _atomic(path, lambda fh: fh.write(text.encode("utf-8")))
+
+
+def _atomic(path: str | os.PathLike, write) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as fh:
-            torch.save({"format": FORMAT, **payload}, fh)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -3,12 +3,18 @@
 One call of :func:`train_one` trains one model on one split. The weights kept are those of the
 epoch with the best validation score (ties: the lower validation loss); the test split is
 evaluated once, with those weights.
+
+With a ``state_path``, everything the next epoch depends on (weights, optimizer and schedule,
+every random generator, the best weights so far, the history) is written there atomically after
+every epoch, and a later call with the same ``state_key`` continues from it: a run killed at any
+point and started again ends with the same numbers as one never interrupted.
 """
 from __future__ import annotations
 
 import copy
 import math
-from typing import Callable, Dict, Optional
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional
 
 import torch
 
@@ -18,7 +24,8 @@ from ..tasks import Task
 from .evaluation import Evaluator, Prepared
 from .minibatch import NodePartitionLoader, train_partition_epoch
 from .optim import build_optimizer, build_scheduler
-from .runtime import resolve_device, seed_everything
+from .checkpoint import atomic_save
+from .runtime import resolve_device, restore_rng_state, rng_state, seed_everything
 from .settings import ExperimentConfig
 
 
@@ -48,9 +55,22 @@ def _full_graph_step(model, opt, task: Task, data, train_idx: torch.Tensor) -> f
     return loss.item()
 
 
+def read_state(path: Optional[Path], key: str) -> Optional[Dict[str, Any]]:
+    """The saved state at ``path`` if it belongs to ``key`` (same settings, seed and split), else None."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # a foreign or damaged file: the run starts afresh and overwrites it
+        return None
+    return state if isinstance(state, dict) and state.get("key") == key else None
+
+
 def train_one(cfg: ExperimentConfig, prep: Prepared, split: Split, seed: int,
-              on_epoch: Optional[Callable[[Dict[str, float]], None]] = None):
-    """Train one model; returns (best model, history, {split: metrics}) with best chosen on validation."""
+              on_epoch: Optional[Callable[[Dict[str, float]], None]] = None,
+              state_path: Optional[Path] = None, state_key: str = ""):
+    """Train one model; returns (best model, history, {split: metrics}) with best chosen on
+    validation. ``state_path``: resume from / save to it after every epoch (module docstring)."""
     seed_everything(seed)
     device = resolve_device(cfg.device)
     task = prep.task
@@ -65,8 +85,22 @@ def train_one(cfg: ExperimentConfig, prep: Prepared, split: Split, seed: int,
         if prep.single_graph and cfg.node_batch_size else None
     whole = prep.graphs[0].to(device) if prep.single_graph and partitions is None else None
 
-    best_state, best_key, best_epoch, history = None, None, 0, []
-    for epoch in range(1, cfg.epochs + 1):
+    best_state, best_key, best_epoch, history, first, finished = None, None, 0, [], 1, False
+    saved = read_state(state_path, state_key)
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        schedule.load_state_dict(saved["schedule"])
+        gen.set_state(saved["generator"])
+        restore_rng_state(saved["rng"])
+        best_state, best_epoch, history = saved["best_state"], saved["best_epoch"], saved["history"]
+        best_key, first, finished = tuple(saved["best_key"]), saved["epoch"] + 1, saved["finished"]
+        for record in history:
+            if on_epoch is not None:
+                on_epoch(record)
+    for epoch in range(first, cfg.epochs + 1):
+        if finished:
+            break
         lr = opt.param_groups[0]["lr"]
         if partitions is not None:
             model.train()
@@ -88,8 +122,13 @@ def train_one(cfg: ExperimentConfig, prep: Prepared, split: Split, seed: int,
             best_state = copy.deepcopy(model.state_dict())
         if on_epoch is not None:
             on_epoch(record)
-        if cfg.patience and epoch - best_epoch >= cfg.patience:
-            break
+        finished = bool(cfg.patience and epoch - best_epoch >= cfg.patience) or epoch == cfg.epochs
+        if state_path is not None:
+            atomic_save(state_path, {
+                "key": state_key, "epoch": epoch, "finished": finished, "model": model.state_dict(),
+                "optimizer": opt.state_dict(), "schedule": schedule.state_dict(), "generator": gen.get_state(),
+                "rng": rng_state(), "best_state": best_state, "best_key": list(best_key), "best_epoch": best_epoch,
+                "history": history})
     model.load_state_dict(best_state)
     results = {name: ev.evaluate(model, idx) for name, idx in (("train", split.train), ("val", split.val), ("test", split.test))}
     results["best_epoch"] = best_epoch
