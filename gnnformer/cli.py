@@ -98,15 +98,16 @@ def train(model, dataset, config_file, data_root, epochs, seed, folds, split_fil
         values, preset = with_preset(values, values.get("model", ExperimentConfig.model),
                                      values.get("dataset", ExperimentConfig.dataset))
     cfg = config_from_mapping(values)
-    if preset is not None:
+    first = os.environ.get("RANK", "0") == "0"  # under torchrun the first process speaks for all
+    if preset is not None and first:
         click.echo(f"using {preset.source} for {preset.model}: {preset.describe(given)} "
                    "(key=value overrides any of them; --no-preset: the library's defaults)", err=True)
     out = Path(out_dir or f"runs/{cfg.model}-{cfg.dataset}")
-    replaced = earlier_results(out)
+    replaced = earlier_results(out) if first else []
     if replaced:
         click.echo(f"note: {out} holds an earlier run; its {', '.join(replaced)} will be replaced "
                    "when this one finishes (--out chooses another folder).", err=True)
-    resumed = continue_info(cfg, out)
+    resumed = continue_info(cfg, out) if first else None
     if resumed:
         click.echo(f"continuing the interrupted run in {out}: {resumed}", err=True)
     try:
@@ -115,6 +116,8 @@ def train(model, dataset, config_file, data_root, epochs, seed, folds, split_fil
         if (out / "resume").is_dir():
             click.echo(f"stopped; the finished epochs are kept in {out}/resume/: the same command continues.", err=True)
         raise
+    if not first:
+        return
     console = _console()
     for note in metrics["notes"]:
         console.print(f"[yellow]note:[/yellow] {note}")

@@ -15,6 +15,7 @@ from torch_geometric.loader import DataLoader
 
 from ..datasets import GraphDataset
 from ..tasks import Task
+from .distributed import SINGLE, Context, gather
 from .minibatch import full_graph_outputs
 from .sampler import SizeBucketSampler
 
@@ -59,20 +60,27 @@ class Evaluator:
     """
 
     def __init__(self, prep: Prepared, batch_size: int, device: torch.device, bucket: bool = True,
-                 node_chunk: int = 0) -> None:
+                 node_chunk: int = 0, ctx: Context = SINGLE) -> None:
         self.prep, self.batch_size, self.device, self.bucket = prep, batch_size, device, bucket
         self.node_chunk = node_chunk  # one graph: full-graph inference in chunks of this many nodes (0: at once)
+        self.ctx = ctx  # several processes: each evaluates every world-th batch, the outputs are gathered
 
-    def loader(self, idx: torch.Tensor, shuffle: bool = False, generator=None):
+    def loader(self, idx: torch.Tensor, shuffle: bool = False, generator=None, positions: bool = False):
         """Batches of the graphs ``idx``: for training (``shuffle``: size-bucketed with ``bucket``,
-        else shuffled at random), or in ``batch_order(idx)`` order."""
-        graphs = [self.prep.graphs[i] for i in idx.tolist()]
+        else shuffled at random), or in ``batch_order(idx)`` order. ``positions``: batches of
+        positions into ``idx`` instead of graphs, drawn with the same random calls."""
+        items = list(range(len(idx))) if positions else [self.prep.graphs[i] for i in idx.tolist()]
         if shuffle and self.bucket:
             sampler = SizeBucketSampler(self.prep.sizes[idx], self.batch_size, generator=generator)
-            return DataLoader(graphs, batch_sampler=sampler)
+            return DataLoader(items, batch_sampler=sampler)
         if shuffle:
-            return DataLoader(graphs, batch_size=self.batch_size, shuffle=True, generator=generator)
-        return DataLoader(graphs, batch_sampler=[b.tolist() for b in self.batch_order(idx)])
+            return DataLoader(items, batch_size=self.batch_size, shuffle=True, generator=generator)
+        return DataLoader(items, batch_sampler=[b.tolist() for b in self.batch_order(idx)])
+
+    def train_batches(self, idx: torch.Tensor, generator=None) -> List[List[int]]:
+        """One epoch's training batches as positions into ``idx``, drawn exactly as ``loader(idx,
+        shuffle=True, generator=generator)`` draws them: the same loader, over positions."""
+        return [b.tolist() for b in self.loader(idx, shuffle=True, generator=generator, positions=True)]
 
     def batch_order(self, idx: torch.Tensor) -> List[torch.Tensor]:
         """Evaluation batches as positions into ``idx``: sorted by size with ``bucket``, else in order."""
@@ -91,14 +99,19 @@ class Evaluator:
             return model(data)[idx].cpu(), data.y[idx].cpu()
         idx = torch.as_tensor(idx, dtype=torch.long)
         order = self.batch_order(idx)
+        if not order:
+            raise ValueError("Cannot evaluate on an empty split.")
+        mine = order[self.ctx.rank::self.ctx.world]
         outs, ys = [], []
         graphs = [self.prep.graphs[i] for i in idx.tolist()]
-        for batch in DataLoader(graphs, batch_sampler=[b.tolist() for b in order]):
+        for batch in DataLoader(graphs, batch_sampler=[b.tolist() for b in mine]):
             batch = batch.to(self.device)
             outs.append(model(batch).cpu())
             ys.append(batch.y.cpu())
-        if not outs:
-            raise ValueError("Cannot evaluate on an empty split.")
+        if self.ctx.active:  # batch i ran on rank i % world: put them back in batch order
+            shares = gather((outs, ys), self.ctx)
+            outs = [shares[i % self.ctx.world][0][i // self.ctx.world] for i in range(len(order))]
+            ys = [shares[i % self.ctx.world][1][i // self.ctx.world] for i in range(len(order))]
         out, y = torch.cat(outs), torch.cat(ys)
         ran = torch.cat(order)  # ran[r] = position (in idx) of the r-th graph evaluated
         rows = _restore_order(ran, self.prep.sizes[idx][ran] if self.prep.task.level == "node" else None)

@@ -32,6 +32,7 @@ from ..registry import MODELS
 from ..tasks import get_task
 from ..tasks.metrics import summarise
 from .checkpoint import atomic_save, atomic_write_text, save_checkpoint
+from .distributed import context, device_for
 from .evaluation import Prepared
 from .loop import read_state, train_one
 from .plots import plot_curves
@@ -181,14 +182,19 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, progress: bool = 
 
 
 def _run(cfg: ExperimentConfig, out: Path, progress: bool, dataset: Optional[GraphDataset]) -> Dict[str, Any]:
+    from .runtime import resolve_device
+
+    ctx = context(device_for(resolve_device(cfg.device)))  # under torchrun: join the other processes
+    progress = progress and ctx.main
     prep = prepare(cfg, dataset, progress=progress)
     splits = make_splits(cfg, prep)
     monitor = prep.task.monitor
     settings = stored_settings(cfg)
     resume = out / RESUME
-    for stale in [*out.glob(".*.tmp"), *resume.glob(".*.tmp")]:  # left by a process killed mid-write
-        stale.unlink(missing_ok=True)
-    atomic_write_text(resume / "settings.json", json.dumps(settings, sort_keys=True, default=str))
+    if ctx.main:
+        for stale in [*out.glob(".*.tmp"), *resume.glob(".*.tmp")]:  # left by a process killed mid-write
+            stale.unlink(missing_ok=True)
+        atomic_write_text(resume / "settings.json", json.dumps(settings, sort_keys=True, default=str))
     per_run, histories, best = [], [], None
     with Progress(enabled=progress) as bar:
         for run, (seed, split) in enumerate(splits):
@@ -206,9 +212,10 @@ def _run(cfg: ExperimentConfig, out: Path, progress: bool, dataset: Optional[Gra
             else:
                 model, hist, res = train_one(cfg, prep, split, seed, on_epoch=tick,
                                              state_path=resume / f"run{run}.state.pt", state_key=key)
-                atomic_save(resume / f"run{run}.done.pt", {"key": key, "model": model.state_dict(),
-                                                           "history": hist, "results": res})
-                (resume / f"run{run}.state.pt").unlink(missing_ok=True)
+                if ctx.main:
+                    atomic_save(resume / f"run{run}.done.pt", {"key": key, "model": model.state_dict(),
+                                                               "history": hist, "results": res})
+                    (resume / f"run{run}.state.pt").unlink(missing_ok=True)
             task.done()
             per_run.append(res)
             histories.append(hist)
@@ -219,12 +226,14 @@ def _run(cfg: ExperimentConfig, out: Path, progress: bool, dataset: Optional[Gra
     _, best_run, best_model, best_split, best_seed = best
     metrics = {"model": cfg.model, "dataset": prep.dataset.name, "task": prep.task.name, "monitor": monitor,
                "protocol": describe_protocol(cfg, prep), "runs": len(per_run), "best_run": best_run,
-               "notes": list(prep.dataset.notes), **summarise(per_run),
+               "notes": list(prep.dataset.notes), "world_size": ctx.world, **summarise(per_run),
                "per_run": [{"seed": s, **r} for (s, _), r in zip(splits, per_run)]}
+    if not ctx.main:  # one process writes
+        return metrics
     import yaml
 
     atomic_write_text(out / "metrics.json", json.dumps(nan_to_none(metrics), indent=2, default=_json_default))
-    atomic_write_text(out / "config.yaml", yaml.safe_dump(settings, sort_keys=False))
+    atomic_write_text(out / "config.yaml", yaml.safe_dump({**settings, "world_size": ctx.world}, sort_keys=False))
     save_checkpoint(out / "best.pt", {
         "model": cfg.model, "model_config": prep.model_cfg, "state_dict": best_model.cpu().state_dict(),
         "schema": prep.dataset.schema.to_dict(), "task": prep.task.name, "dataset": prep.dataset.name,

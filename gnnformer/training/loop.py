@@ -17,14 +17,16 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
 import torch
+from torch_geometric.data import Batch
 
 from ..datasets import Split
 from ..models import create_model
 from ..tasks import Task
+from .checkpoint import atomic_save
+from .distributed import Context, context, device_for, gather, loss_weight, share, wrap
 from .evaluation import Evaluator, Prepared
 from .minibatch import NodePartitionLoader, train_partition_epoch
 from .optim import build_optimizer, build_scheduler
-from .checkpoint import atomic_save
 from .runtime import resolve_device, restore_rng_state, rng_state, seed_everything
 from .settings import ExperimentConfig
 
@@ -44,6 +46,31 @@ def train_epoch(model, opt, task: Task, loader, device: torch.device) -> float:
         total += loss.item() * items
         count += items
     return total / max(count, 1)
+
+
+def train_shared_epoch(model, opt, task: Task, ev: Evaluator, idx: torch.Tensor, generator, ctx: Context,
+                       device: torch.device) -> float:
+    """``train_epoch`` on several processes: the epoch's global batches are drawn as one process
+    would draw them; each process trains on its share of every batch, its loss weighted so that
+    DDP's averaged gradient is that of the whole batch (``distributed.loss_weight``). A batch
+    smaller than the number of processes is skipped by all. Returns the mean loss over all processes."""
+    model.train()
+    sizes = ev.prep.sizes[idx]
+    total, count = 0.0, 0
+    for positions in ev.train_batches(idx, generator):
+        if len(positions) < ctx.world:
+            continue
+        mine = share(positions, ctx)
+        per = (lambda ps: len(ps)) if task.level != "node" else (lambda ps: int(sizes[ps].sum()))
+        batch = Batch.from_data_list([ev.prep.graphs[i] for i in idx[mine].tolist()]).to(device)
+        opt.zero_grad()
+        loss = task.loss(model(batch), batch.y)
+        (loss * loss_weight(per(mine), per(positions), ctx)).backward()
+        opt.step()
+        total += loss.item() * per(mine)
+        count += per(mine)
+    sums = gather((total, count), ctx)
+    return sum(t for t, _ in sums) / max(sum(c for _, c in sums), 1)
 
 
 def _full_graph_step(model, opt, task: Task, data, train_idx: torch.Tensor) -> float:
@@ -72,14 +99,16 @@ def train_one(cfg: ExperimentConfig, prep: Prepared, split: Split, seed: int,
     """Train one model; returns (best model, history, {split: metrics}) with best chosen on
     validation. ``state_path``: resume from / save to it after every epoch (module docstring)."""
     seed_everything(seed)
-    device = resolve_device(cfg.device)
+    device = device_for(resolve_device(cfg.device))
+    ctx = context(device)
     task = prep.task
     model = create_model(cfg.model, **prep.model_cfg).to(device)
+    trained = wrap(model, ctx, device)  # DistributedDataParallel under torchrun (distributed.py)
     opt = build_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.weight_decay)
     schedule = build_scheduler(cfg.scheduler, opt, cfg.epochs, cfg.warmup_epochs)
     # Size buckets only where they save compute: they also make batches less random.
     ev = Evaluator(prep, cfg.batch_size, device, bucket=cfg.bucket and prep.dense_attention,
-                   node_chunk=cfg.node_batch_size if prep.single_graph else 0)
+                   node_chunk=cfg.node_batch_size if prep.single_graph else 0, ctx=ctx)
     gen = torch.Generator().manual_seed(seed)
     partitions = NodePartitionLoader(prep.graphs[0], cfg.node_batch_size, split.train, generator=gen) \
         if prep.single_graph and cfg.node_batch_size else None
@@ -104,9 +133,11 @@ def train_one(cfg: ExperimentConfig, prep: Prepared, split: Split, seed: int,
         lr = opt.param_groups[0]["lr"]
         if partitions is not None:
             model.train()
-            train_loss = train_partition_epoch(model, opt, task, partitions, device)
+            train_loss = train_partition_epoch(trained, opt, task, partitions, device, ctx)
         elif whole is not None:
-            train_loss = _full_graph_step(model, opt, task, whole, split.train.to(device))
+            train_loss = _full_graph_step(trained, opt, task, whole, split.train.to(device))
+        elif ctx.active:
+            train_loss = train_shared_epoch(trained, opt, task, ev, split.train, gen, ctx, device)
         else:
             train_loss = train_epoch(model, opt, task, ev.loader(split.train, shuffle=True, generator=gen), device)
         schedule.step()
@@ -123,7 +154,7 @@ def train_one(cfg: ExperimentConfig, prep: Prepared, split: Split, seed: int,
         if on_epoch is not None:
             on_epoch(record)
         finished = bool(cfg.patience and epoch - best_epoch >= cfg.patience) or epoch == cfg.epochs
-        if state_path is not None:
+        if state_path is not None and ctx.main:
             atomic_save(state_path, {
                 "key": state_key, "epoch": epoch, "finished": finished, "model": model.state_dict(),
                 "optimizer": opt.state_dict(), "schedule": schedule.state_dict(), "generator": gen.get_state(),

@@ -21,12 +21,15 @@ with ``N * hidden`` rather than with the activations of every layer (see
 """
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Iterator, Optional, Tuple
 
 import torch
 from torch import Tensor
 from torch_geometric.data import Data
+
+from .distributed import SINGLE, Context, gather, loss_weight
 
 EDGE_CHUNK = 1 << 24  # edges scanned at a time when assigning edges to batches
 
@@ -139,24 +142,30 @@ class NodePartitionLoader:
             yield batch
 
 
-def train_partition_epoch(model, opt, task, loader: NodePartitionLoader, device: torch.device) -> float:
+def train_partition_epoch(model, opt, task, loader: NodePartitionLoader, device: torch.device,
+                          ctx: Context = SINGLE) -> float:
     """One epoch over ``loader``'s batches: forward on each induced subgraph, loss on its training
-    nodes, backward, step. Returns the mean training loss over the training nodes seen."""
+    nodes, backward, step. Returns the mean training loss over the training nodes seen.
+
+    On several processes (``ctx``) a step takes one partition per process, each loss weighted by
+    its share of the step's training nodes (``distributed.loss_weight``); a process left without a
+    partition in the last step runs the first one with weight 0, so that every process steps."""
     model.train()
     total, count = 0.0, 0
-    for batch in loader:
-        k = int(batch.target_mask.sum())
-        if k == 0:
-            continue
-        batch = batch.to(device)
+    batches = (b for b in loader if int(b.target_mask.sum()))  # lazily: one partition in memory at a time
+    while step := list(itertools.islice(batches, ctx.world)):
+        mine = step[ctx.rank] if ctx.rank < len(step) else step[0]
+        k = int(mine.target_mask.sum()) if ctx.rank < len(step) else 0
+        batch = mine.to(device)
         opt.zero_grad()
         mask = batch.target_mask
         loss = task.loss(model(batch)[mask], batch.y[mask])
-        loss.backward()
+        (loss * loss_weight(k, sum(int(b.target_mask.sum()) for b in step), ctx) if ctx.active else loss).backward()
         opt.step()
         total += loss.item() * k
         count += k
-    return total / max(count, 1)
+    sums = gather((total, count), ctx)
+    return sum(t for t, _ in sums) / max(sum(c for _, c in sums), 1)
 
 
 @torch.no_grad()
