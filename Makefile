@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup demo test glem bench clean browser test-browser
+.PHONY: setup demo test glem bench bench-quick clean browser test-browser
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -37,6 +37,24 @@ browser:
 # Fails, rather than skips, when the browser is missing.
 test-browser: setup browser
 	GNNFORMER_REQUIRE_BROWSER=1 $(PY) -m pytest -q tests/test_clgt_report.py
+
+# Speed and memory of every model family against their peers, each table rewritten in
+# BENCHMARKS.md with machine, date and command (about an hour on 2 cores). `make bench-quick`: the
+# same scripts at smoke size, nothing written: a check before a commit, a few minutes.
+DATA ?= ../shared/datasets
+bench: setup
+	$(PY) benchmarks/bench_layers.py
+	$(PY) benchmarks/bench_graph_epoch.py --data-root $(DATA)
+	$(PY) benchmarks/bench_difformer_scaling.py
+	$(PY) benchmarks/bench_difformer_ablation.py
+	$(PY) benchmarks/bench_explainers.py
+
+bench-quick: setup
+	$(PY) benchmarks/bench_layers.py --repeats 2 --graphs 16 --no-write
+	$(PY) benchmarks/bench_graph_epoch.py --data-root $(DATA) --epochs 1 --spd-repeats 1 --models gradformer,pyg_gps --no-write
+	$(PY) benchmarks/bench_difformer_scaling.py --quick
+	$(PY) benchmarks/bench_difformer_ablation.py --quick
+	$(PY) benchmarks/bench_explainers.py --nodes 2 --datasets tree-cycles --epochs 200 --no-write
 
 clean:
 	rm -rf $(VENV) *.egg-info runs
