@@ -51,7 +51,7 @@ bench: setup
 
 bench-quick: setup
 	$(PY) benchmarks/bench_layers.py --repeats 2 --graphs 16 --no-write
-	$(PY) benchmarks/bench_graph_epoch.py --data-root $(DATA) --epochs 1 --spd-repeats 1 --models gradformer,pyg_gps --no-write
+	$(PY) benchmarks/bench_graph_epoch.py --data-root $(DATA) --epochs 1 --spd-repeats 1 --models gradformer,pyg_gps --threads 1 --no-write
 	$(PY) benchmarks/bench_difformer_scaling.py --quick
 	$(PY) benchmarks/bench_difformer_ablation.py --quick
 	$(PY) benchmarks/bench_explainers.py --nodes 2 --datasets tree-cycles --epochs 200 --no-write

@@ -16,6 +16,7 @@ import datetime as dt
 import json
 import platform
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -209,12 +210,137 @@ def adaptation_table() -> list:
     return out + [""]
 
 
+CONVERGENCE = RESULTS / "convergence"
+CONVERGENCE_MARK = "<!-- fewshot_convergence -->"
+
+
+def embedding_spread(run_dir: Path, run: dict, data_root: str, molecules: int = 1500) -> dict:
+    """How much the graph embeddings of the first test task's first ``molecules`` molecules differ:
+    the std across molecules, averaged over dimensions, for the run's trained weights and for the
+    same model at its initial weights (seed 0), and the std of the head's logits."""
+    from gnnformer.fewshot.meta import embed_molecules
+    from gnnformer.fewshot.model import create_fewshot_model
+    from gnnformer.fewshot.predict import model_from_fewshot_checkpoint
+    from gnnformer.fewshot.tasks import load_tasks
+    from gnnformer.training.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(run_dir / run["checkpoint"])
+    trained, _ = model_from_fewshot_checkpoint(ckpt)
+    torch.manual_seed(0)
+    initial = create_fewshot_model(ckpt["model"], **ckpt["model_config"]).eval()
+    if run["pretrain"] == "hu":  # the starting point is the pre-trained file, not a random encoder
+        from gnnformer.fewshot.hu_weights import load_hu_encoder
+        from gnnformer.fewshot.model import fewshot_model_config
+
+        state, _ = load_hu_encoder(ckpt["experiment"]["pretrained_encoder"], fewshot_model_config(**ckpt["model_config"]))
+        initial.encoder.load_state_dict(state)
+    data = load_tasks(ckpt["experiment"]["dataset"], data_root)
+    ids = data.test_tasks[0].mol_ids[:molecules].tolist()
+    out = {}
+    for name, model in (("initial", initial), ("trained", trained)):
+        emb = embed_molecules(model, [data.molecules[i] for i in ids])
+        out[name] = {"embedding_std": float(emb.std(0).mean()),
+                     "logit_std": float(model.head(emb).view(-1).std()) if ckpt["model"] == "fs-gin" else None}
+    return out
+
+
+def store_convergence(run_dir: Path, data_root: str) -> Path:
+    """A run's metrics.json (without per-step losses, with ``embedding_spread``) and
+    convergence.png, kept under benchmarks/results/fewshot/convergence/<run folder name>.*"""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for run in metrics["runs"]:
+        run.pop("train_losses", None)
+        with torch.no_grad():
+            run["embedding_spread"] = embedding_spread(run_dir, run, data_root)
+    CONVERGENCE.mkdir(parents=True, exist_ok=True)
+    dest = CONVERGENCE / f"{run_dir.name}.json"
+    dest.write_text(json.dumps(_portable(metrics), indent=2))
+    if (run_dir / "convergence.png").is_file():
+        shutil.copyfile(run_dir / "convergence.png", CONVERGENCE / f"{run_dir.name}.png")
+    return dest
+
+
+def convergence_section() -> str:
+    """Meta-training against the held-out validation task, from the stored convergence runs."""
+    lines = [CONVERGENCE_MARK, "## FS-GNNCvTR: meta-training to convergence, both metrics", "",
+             f"- date: {dt.date.today()}; machine: {platform.machine()}, 2 shared cores, torch {torch.__version__}, "
+             "one thread per run",
+             "- commands: `gnnformer fewshot --config configs/fewshot/<dataset>_<k>shot.yaml --data-root "
+             "../shared/datasets episodes=300 val_every=25 patience=4 methods=... pretrain=... --out runs/<name>`, "
+             "then `python benchmarks/fewshot_tables.py --convergence runs/<name> --data-root ../shared/datasets`; the last meta-training task is "
+             "held out (never trained on, never a test task), scored on 10 support draws every 25 outer steps, and "
+             "the best step's weights are tested (30 draws per test task, every draw counted)",
+             "- test ROC-AUC: on the probabilities; thresholded: the FS-GNNCvTR code's metric (ROC-AUC of the "
+             "predictions > 0.5, a balanced accuracy), the metric of its repository's numbers", "",
+             "- embedding spread: the std across the first 1,500 molecules of the first test task of the graph "
+             "embedding, averaged over its dimensions, at the starting weights (seed 0, or the pre-trained file) "
+             "-> after training",
+             "",
+             "| run | model | pre-training | steps run | selected step | validation ROC-AUC (%) | test ROC-AUC (%) | "
+             "test thresholded (%) | repository, thresholded (%) | embedding spread |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for path in sorted(CONVERGENCE.glob("*.json")):
+        m = json.loads(path.read_text())
+        repo = REPO_THRESHOLDED.get((m["dataset"], m["shots"]))
+        for r in m["runs"]:
+            v = r.get("validation") or {}
+            best = v["roc_auc"][v["steps"].index(v["best_step"])] if v else None
+            anchor = "—" if repo is None else (repo[0] if r["method"] == "fs-gnncvtr" else repo[1] if r["method"] == "fs-gin"
+                                                else "—")
+            conv = (m.get("config") or {}).get("model_args", {}).get("conv", "gin")
+            label = LABELS[r["method"]].replace("GIN", conv.upper() if conv != "gin" else "GIN")
+            lines.append(f"| {path.stem} ({m['dataset']} {m['shots']}-shot) | {label} | "
+                         f"{r['pretrain']} | {v['steps'][-1] if v else '—'} | {v.get('best_step', '—')} | "
+                         f"{pct(best) if best is not None else '—'} | {pct(r['mean'])} | "
+                         f"{pct(r['thresholded']['mean'])} | {anchor} | {spread(r)} |")
+        if (CONVERGENCE / f"{path.stem}.png").is_file():
+            lines += ["", f"![validation ROC-AUC against outer steps, {path.stem}]"
+                          f"(benchmarks/results/fewshot/convergence/{path.stem}.png)"]
+    return "\n".join(lines + [""] + findings_lines(CONVERGENCE_FINDINGS)) + "\n"
+
+
+def spread(run: dict) -> str:
+    e = run.get("embedding_spread")
+    return "—" if not e else f"{e['initial']['embedding_std']:.3f} -> {e['trained']['embedding_std']:.3f}"
+
+
+#: What the convergence runs show (kept with their table; edit after a run).
+CONVERGENCE_FINDINGS: list = [
+    "The validation curve flattens early: GIN (meta) peaks at step 150 (+2.1 points over its start) and "
+    "FS-GNNCvTR at step 50, after which both stay level or fall, and patience 4 (100 steps) stopped the runs "
+    "at 250 and 150 of 300. Training length is not what keeps the test means near 62.",
+    "Meta-training collapses the GIN's graph embeddings: their spread across molecules falls from 0.132 at "
+    "the initial weights to 0.007 in both models, so the head sees nearly one point and the ranking rests on "
+    "small differences. With the linear head every adapted probability then lies on one side of 0.5 and "
+    "the thresholded score is exactly 50.00; the Transformer head reaches 58.2, against 77.5 in the "
+    "repository's files, whose GIN under MAML (63.7) must straddle 0.5. What in our meta-training "
+    "collapses the embeddings (the LayerNorm before mean pooling, the per-query positive weight, the "
+    "head-only inner loop) is the next thing to find out; the metric is not the gap.",
+    "Starting from Hu et al.'s GCN (context prediction, then supervised training on ChEMBL, whose molecules "
+    "and bioactivities overlap Tox21's: not free of leakage), the same meta-learning does not collapse the "
+    "embeddings and reaches 80.1 ROC-AUC and 72.8 thresholded on the test tasks, above the repository's GIN "
+    "under MAML (63.7) and the same GCN fine-tuned on all training tasks at once (71.0 / 64.0); its "
+    "validation score was still rising at step 275 of 300, so 300 steps did not converge it.",
+]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="*", type=Path, help="run folders written by `gnnformer fewshot`")
     ap.add_argument("--from-results", action="store_true", help="use benchmarks/results/fewshot/*.json only")
     ap.add_argument("--no-write", action="store_true", help="print instead of writing BENCHMARKS.md")
+    ap.add_argument("--convergence", nargs="*", type=Path, help="runs with a validation task: their own section")
+    ap.add_argument("--data-root", default="../shared/datasets", help="for --convergence: the tasks' data root")
     args = ap.parse_args()
+    if args.convergence is not None:
+        for run in args.convergence:
+            store_convergence(run, args.data_root)
+        text = convergence_section()
+        if args.no_write:
+            print(text)
+        else:
+            write_section(ROOT / "BENCHMARKS.md", CONVERGENCE_MARK, text)
+        return
     paths = [store(r) for r in args.runs] if args.runs else []
     if args.from_results or not paths:
         paths = sorted(RESULTS.glob("*.json"))
