@@ -105,7 +105,3 @@ def wrap(model: torch.nn.Module, ctx: Context, device: torch.device) -> torch.nn
 
     ids = [device.index] if device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
-
-
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return getattr(model, "module", model)

@@ -126,32 +126,34 @@ RESUME = "resume"
 
 def run_key(settings: Dict[str, Any], seed: int, split: Split) -> str:
     """What a saved state must match to be continued: the settings, the seed and the split."""
-    h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    h = hashlib.sha256(settings_text(settings).encode())
     h.update(str(seed).encode())
     for part in (split.train, split.val, split.test):
         h.update(part.numpy().tobytes())
     return h.hexdigest()[:16]
 
 
+def settings_text(settings: Dict[str, Any]) -> str:
+    """The settings as ``resume/settings.json`` holds them (and compares them)."""
+    return json.dumps(settings, sort_keys=True, default=str)
+
+
 def continue_info(cfg: ExperimentConfig, out: Path) -> Optional[str]:
     """A line saying what an earlier, interrupted run of these settings left in ``out``, or None."""
     folder = out / RESUME
-    if not folder.is_dir():
+    saved = folder / "settings.json"
+    if not saved.is_file() or saved.read_text() != settings_text(stored_settings(cfg)):
         return None
-    settings = json.dumps(stored_settings(cfg), sort_keys=True, default=str)
-    for path in sorted(folder.glob("settings.json")):
-        if path.read_text() == settings:
-            done = len(list(folder.glob("run*.done.pt")))
-            states = sorted(folder.glob("run*.state.pt"))
+    done = len(list(folder.glob("run*.done.pt")))
+    states = sorted(folder.glob("run*.state.pt"))  # one at a time: removed when its run finishes
+    at = ""
+    if states:
+        try:
+            epoch = torch.load(states[-1], map_location="cpu", weights_only=True)["epoch"]
+            at = f", {states[-1].name.split('.')[0]} after epoch {epoch}"
+        except Exception:  # a foreign or damaged file: the run starts that run afresh
             at = ""
-            if states:
-                try:
-                    epoch = torch.load(states[-1], map_location="cpu", weights_only=True)["epoch"]
-                    at = f", {states[-1].name.split('.')[0]} after epoch {epoch}"
-                except Exception:
-                    at = ""
-            return f"{done} run(s) finished{at}"
-    return None
+    return f"{done} run(s) finished{at}"
 
 
 def earlier_results(out: Path) -> List[str]:
@@ -194,7 +196,7 @@ def _run(cfg: ExperimentConfig, out: Path, progress: bool, dataset: Optional[Gra
     if ctx.main:
         for stale in [*out.glob(".*.tmp"), *resume.glob(".*.tmp")]:  # left by a process killed mid-write
             stale.unlink(missing_ok=True)
-        atomic_write_text(resume / "settings.json", json.dumps(settings, sort_keys=True, default=str))
+        atomic_write_text(resume / "settings.json", settings_text(settings))
     per_run, histories, best = [], [], None
     with Progress(enabled=progress) as bar:
         for run, (seed, split) in enumerate(splits):
