@@ -134,7 +134,7 @@ class PGMExplainer:
     explanations draw them in rounds, ``min_samples`` (default a quarter) and then doubling, and stop
     once the weakest selected node's evidence (-log p) is ``stop_margin`` nats above the strongest
     one left out. ``max_nodes`` bounds the nodes of one forward pass (on CPU, passes of about ten
-    thousand nodes ran 1.4x faster than one pass of all copies of BA-Shapes' neighbourhoods).
+    thousand nodes keep the scatter operations in cache; one pass of all copies was slower).
     """
 
     def __init__(self, model: Callable[[Data], Tensor], *, hops: Optional[int] = None, num_samples: int = 1000,
