@@ -413,6 +413,32 @@ def test_gradformer_per_group_decay_equals_the_whole_batch_mask(mutag):
     assert hop_grad.abs().sum() > 0
 
 
+def test_authors_tu_input_and_head(mutag):
+    """pe_combine='sum', head='linear': the Gradformer code's TU layout, Linear(x) + Linear(rwse) at full
+    width (the probabilities not batch-normalised), sum readout, one Linear to the classes."""
+    graphs = precompute_encodings(list(mutag.graphs[:3]), spd=True, rwse=20)
+    batch = Batch.from_data_list(graphs)
+    model, _ = _gradformer(mutag, rwse=20, pe_combine="sum", head="linear", layers=1)
+    model.eval()
+    enc = model.encoder
+    by_hand = batch.x @ enc.feature.weight.T + enc.feature.bias + batch.rwse @ enc.rw.lin.weight.T + enc.rw.lin.bias
+    torch.testing.assert_close(enc(batch), by_hand)
+    assert enc.feature.out_features == enc.rw.lin.out_features == 32
+    assert isinstance(model.head, torch.nn.Linear) and model.head.in_features == 32
+    with torch.no_grad():
+        from torch_geometric.nn import global_add_pool
+
+        pooled = global_add_pool(model.embed(batch), batch.batch)
+        torch.testing.assert_close(model(batch), pooled @ model.head.weight.T + model.head.bias)
+    # The default stays GraphGPS's: concatenated encodings (pe_dim of hidden each) and an MLP head.
+    default, _ = _gradformer(mutag, rwse=20)
+    assert default.encoder.feature.out_features == 32 - 8 and isinstance(default.head, torch.nn.Sequential)
+    with pytest.raises(ConfigError, match="pe_combine must be one of concat, sum"):
+        _gradformer(mutag, pe_combine="add")
+    with pytest.raises(ConfigError, match="head must be one of mlp, linear"):
+        _gradformer(mutag, head="mlp2")
+
+
 def test_gradformer_needs_spd(mutag):
     model, _ = _gradformer(mutag)
     graphs = precompute_encodings(mutag.graphs[:2], rwse=16)

@@ -18,6 +18,9 @@ POOLS = {"mean": global_mean_pool, "sum": global_add_pool, "add": global_add_poo
 #: Input feature preprocessing a model may apply (``feature_norm``): 'row' divides each node's
 #: features by their sum (PyG's NormalizeFeatures; the usual preprocessing of bag-of-words features).
 FEATURE_NORMS = ("none", "row")
+#: Prediction heads after the readout: 'mlp' = Linear-ReLU-Dropout-Linear; 'linear' = one Linear layer
+#: (the Gradformer code's head on TU datasets, its ``projection='lin'``).
+HEADS = ("mlp", "linear")
 
 
 def normalise_features(x: Tensor, how: str) -> Tensor:
@@ -42,12 +45,15 @@ class ModelConfig:
     dropout: float = 0.0
     pool: str = "mean"
     edge_dim: int = 0  # width of edge_attr, 0 = no edge features used
+    head: str = "mlp"  # see HEADS
 
     def validate(self) -> None:
         if self.level not in ("graph", "node"):
             raise ConfigError(f"level must be 'graph' or 'node', got {self.level!r}.")
         if self.pool not in POOLS:
             raise ConfigError(f"pool must be one of {', '.join(POOLS)}, got {self.pool!r}.")
+        if self.head not in HEADS:
+            raise ConfigError(f"head must be one of {', '.join(HEADS)}, got {self.head!r}.")
         for key in ("in_channels", "out_channels", "hidden", "layers"):
             if int(getattr(self, key)) < 1:
                 raise ConfigError(f"{key} must be a positive integer, got {getattr(self, key)!r}.")
@@ -58,6 +64,14 @@ class ModelConfig:
         return asdict(self)
 
 
+def make_head(cfg: ModelConfig, width: int) -> nn.Module:
+    """The ``cfg.head`` prediction head from ``width`` readout features to ``cfg.out_channels``."""
+    if cfg.head == "linear":
+        return nn.Linear(width, cfg.out_channels)
+    return nn.Sequential(nn.Linear(width, cfg.hidden), nn.ReLU(), nn.Dropout(cfg.dropout),
+                         nn.Linear(cfg.hidden, cfg.out_channels))
+
+
 class GraphModel(nn.Module):
     """Base class: subclasses set ``Config`` and implement ``embed(data) -> node embeddings``."""
 
@@ -66,10 +80,7 @@ class GraphModel(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.head = nn.Sequential(
-            nn.Linear(cfg.hidden, cfg.hidden), nn.ReLU(), nn.Dropout(cfg.dropout),
-            nn.Linear(cfg.hidden, cfg.out_channels),
-        )
+        self.head = make_head(cfg, cfg.hidden)
 
     @classmethod
     def encodings(cls, cfg: ModelConfig) -> Dict[str, Any]:

@@ -57,7 +57,7 @@ from ..nn.difformer_kernels import blocked_simple_step, chunked_attention
 from ..nn.dropout import fast_dropout
 from ..nn.transformer_layer import NORMS, make_norm
 from ..registry import MODELS
-from .base import GraphModel, ModelConfig, check_feature_norm, normalise_features
+from .base import GraphModel, ModelConfig, check_feature_norm, make_head, normalise_features
 
 
 @dataclass
@@ -283,8 +283,8 @@ class SGFormer(GraphModel):
             self.head = nn.Identity()  # PyG's own output layer (sgformer.fc) gives the logits
         else:
             self.sgformer.fc = nn.Identity()
-            if cfg.aggregate == "cat":
-                self.head[0] = nn.Linear(2 * cfg.hidden, cfg.hidden)
+            if cfg.aggregate == "cat":  # the readout is twice as wide
+                self.head = make_head(cfg, 2 * cfg.hidden)
 
     def embed(self, data) -> Tensor:
         m = self.sgformer

@@ -46,7 +46,7 @@ class GPS(GraphModel):
 
     def __init__(self, cfg: GPSConfig) -> None:
         super().__init__(cfg)
-        self.encoder = NodeEncoder(cfg.in_channels, cfg.hidden, cfg.lap_pe, cfg.rwse, cfg.pe_dim)
+        self.encoder = NodeEncoder(cfg.in_channels, cfg.hidden, cfg.lap_pe, cfg.rwse, cfg.pe_dim, cfg.pe_combine)
         # GatedGCN can run without edge features (gates from the endpoints only); GINE cannot.
         uses_edges = cfg.local == "gine" or (cfg.local == "gatedgcn" and bool(cfg.edge_dim))
         self.edge_encoder = nn.Linear(cfg.edge_dim, cfg.hidden) if uses_edges else None

@@ -28,7 +28,8 @@ class TransformerConfig(ModelConfig):
     norm_first: bool = False
     lap_pe: int = 8  # Laplacian eigenvectors fed in (0 = none): without any PE attention sees a set, not a graph
     rwse: int = 0  # random-walk steps for the structural encoding (0 = none)
-    pe_dim: int = 8  # width each encoding takes out of `hidden`
+    pe_dim: int = 8  # width each encoding takes out of `hidden` (pe_combine='concat')
+    pe_combine: str = "concat"  # see NodeEncoder
 
     #: The graphs attention may run over; subclasses widen or narrow the choice.
     ATTENTION_GRAPHS: ClassVar[Tuple[str, ...]] = ("complete", "edges")
@@ -40,19 +41,31 @@ class TransformerConfig(ModelConfig):
             raise ConfigError(f"attention_graph must be {choices}, got {self.attention_graph!r}.")
         if self.hidden % self.heads:
             raise ConfigError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads}).")
-        if (self.lap_pe or self.rwse) and self.pe_dim * (bool(self.lap_pe) + bool(self.rwse)) >= self.hidden:
+        if self.pe_combine not in PE_COMBINES:
+            raise ConfigError(f"pe_combine must be one of {', '.join(PE_COMBINES)}, got {self.pe_combine!r}.")
+        if self.pe_combine == "concat" and (self.lap_pe or self.rwse) and self.pe_dim * (bool(self.lap_pe) + bool(self.rwse)) >= self.hidden:
             raise ConfigError(f"pe_dim ({self.pe_dim}) leaves no room for node features in hidden ({self.hidden}).")
 
 
-class NodeEncoder(nn.Module):
-    """x -> [Linear(x) || LapPE || RWSE], the encodings taking ``pe_dim`` channels each."""
+#: How NodeEncoder joins the node features with the positional/structural encodings.
+PE_COMBINES = ("concat", "sum")
 
-    def __init__(self, in_channels: int, hidden: int, lap_pe: int, rwse: int, pe_dim: int) -> None:
+
+class NodeEncoder(nn.Module):
+    """The input layer, ``combine='concat'``: x -> [Linear(x) || LapPE || RWSE], each encoding taking
+    ``pe_dim`` of the ``hidden`` channels (GraphGPS); ``combine='sum'``: x -> Linear(x) + LapPE + W rwse,
+    every term ``hidden`` wide and the random-walk probabilities used as they are, not batch-normalised
+    (the Gradformer code's TU input, its ``node_method='add'``)."""
+
+    def __init__(self, in_channels: int, hidden: int, lap_pe: int, rwse: int, pe_dim: int,
+                 combine: str = "concat") -> None:
         super().__init__()
+        self.combine = combine
         n_pe = bool(lap_pe) + bool(rwse)
-        self.feature = nn.Linear(in_channels, hidden - n_pe * pe_dim)
-        self.lap = LapPEEncoder(lap_pe, pe_dim) if lap_pe else None
-        self.rw = RWSEEncoder(rwse, pe_dim) if rwse else None
+        summed = combine == "sum"
+        self.feature = nn.Linear(in_channels, hidden if summed else hidden - n_pe * pe_dim)
+        self.lap = LapPEEncoder(lap_pe, hidden if summed else pe_dim) if lap_pe else None
+        self.rw = RWSEEncoder(rwse, hidden if summed else pe_dim, norm=not summed) if rwse else None
 
     def forward(self, data) -> Tensor:
         parts = [self.feature(data.x)]
@@ -60,6 +73,8 @@ class NodeEncoder(nn.Module):
             parts.append(self.lap(data.lap_pe, getattr(data, "batch", None)))
         if self.rw is not None:
             parts.append(self.rw(data.rwse))
+        if self.combine == "sum":
+            return torch.stack(parts).sum(dim=0)
         return torch.cat(parts, dim=-1)
 
 
@@ -69,7 +84,7 @@ class Transformer(GraphModel):
 
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__(cfg)
-        self.encoder = NodeEncoder(cfg.in_channels, cfg.hidden, cfg.lap_pe, cfg.rwse, cfg.pe_dim)
+        self.encoder = NodeEncoder(cfg.in_channels, cfg.hidden, cfg.lap_pe, cfg.rwse, cfg.pe_dim, cfg.pe_combine)
         self.layers = nn.ModuleList(
             GraphTransformerLayer(cfg.hidden, cfg.heads, dropout=cfg.dropout, attn_dropout=cfg.attn_dropout,
                                   norm=cfg.norm, norm_first=cfg.norm_first)

@@ -367,17 +367,19 @@ class LapPEEncoder(nn.Module):
 
 class RWSEEncoder(nn.Module):
     r"""Random-walk structural encoding to ``dim`` features: :math:`h_i = W\,\mathrm{BN}(\mathrm{rwse}_i) + b`
-    (BatchNorm first: return probabilities are small and shrink with the step count)."""
+    (BatchNorm first: return probabilities are small and shrink with the step count); ``norm=False``
+    drops the BatchNorm."""
 
-    def __init__(self, steps: int, dim: int) -> None:
+    def __init__(self, steps: int, dim: int, norm: bool = True) -> None:
         super().__init__()
         self.steps, self.dim = steps, dim
-        self.norm = nn.BatchNorm1d(steps)
+        self.norm = nn.BatchNorm1d(steps) if norm else nn.Identity()
         self.lin = nn.Linear(steps, dim)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        self.norm.reset_parameters()
+        if isinstance(self.norm, nn.BatchNorm1d):
+            self.norm.reset_parameters()
         self.lin.reset_parameters()
 
     def forward(self, se: Tensor) -> Tensor:
