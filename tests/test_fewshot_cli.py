@@ -33,6 +33,7 @@ def test_fewshot_writes_metrics_per_task_results_and_checkpoints(fewshot_run):
     _, out = fewshot_run
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test_tasks"] == ["SR-HSE", "SR-MMP", "SR-p53"] and metrics["shots"] == 2
+    assert metrics["model_config"]["norm"] == "batch"  # the resolved model, defaults included
     assert {(r["method"], r["pretrain"]) for r in metrics["runs"]} == {
         (m, p) for m in ("fs-gnncvtr", "fs-gin", "finetune") for p in ("none", "attrmask")}
     for r in metrics["runs"]:

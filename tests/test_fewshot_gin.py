@@ -57,11 +57,15 @@ def test_mol_gin_layer_reset_parameters_draws_new_weights():
 
 
 def test_encoder_state_dict_names_are_those_of_stored_checkpoints():
-    model = create_fewshot_model("fs-gin", hidden=16, layers=1)
-    assert list(model.state_dict()) == [
-        "encoder.atom.weight", "encoder.chirality.weight",
-        "encoder.layers.0.mlp.0.weight", "encoder.layers.0.mlp.0.bias", "encoder.layers.0.mlp.2.weight",
-        "encoder.layers.0.mlp.2.bias", "encoder.layers.0.bond.weight", "encoder.layers.0.direction.weight",
+    gin = ["encoder.atom.weight", "encoder.chirality.weight",
+           "encoder.layers.0.mlp.0.weight", "encoder.layers.0.mlp.0.bias", "encoder.layers.0.mlp.2.weight",
+           "encoder.layers.0.mlp.2.bias", "encoder.layers.0.bond.weight", "encoder.layers.0.direction.weight"]
+    # BatchNorm by default (with its running statistics); checkpoints stored with norm=layer keep loading,
+    # since a checkpoint's model_config names its norm.
+    assert list(create_fewshot_model("fs-gin", hidden=16, layers=1).state_dict()) == gin + [
+        "encoder.norms.0.weight", "encoder.norms.0.bias", "encoder.norms.0.running_mean",
+        "encoder.norms.0.running_var", "encoder.norms.0.num_batches_tracked", "head.weight", "head.bias"]
+    assert list(create_fewshot_model("fs-gin", hidden=16, layers=1, norm="layer").state_dict()) == gin + [
         "encoder.norms.0.weight", "encoder.norms.0.bias", "head.weight", "head.bias"]
 
 

@@ -26,7 +26,9 @@ def labels():
 @pytest.mark.parametrize("kind", ["fs-gnncvtr", "fs-gin"])
 @pytest.mark.parametrize("adapt", ADAPT)
 def test_inner_loop_adapts_copies_and_leaves_the_model_alone(kind, adapt, batch, labels):
-    model = create_fewshot_model(kind, **TINY)
+    # In evaluation mode, as test-time adaptation runs it: BatchNorm's running statistics stay as they are
+    # too (in meta-training they follow the batches, as BatchNorm's do).
+    model = create_fewshot_model(kind, **TINY).eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     adapter = Adapter(model, adapt)
     adapted = inner_loop(adapter, adapter.features(batch), labels, steps=3, lr=0.05)

@@ -7,9 +7,11 @@
   ``graphsage`` swaps in that work's other layers (``MolGCNConv``, ``MolSAGEConv``), so that its
   pre-trained encoders load (``hu_weights.py``). The graph embedding is the mean of the last
   layer's atom embeddings (PyG's ``global_mean_pool`` over a ``Batch``). Normalisation is
-  LayerNorm by default instead of the original BatchNorm: with LayerNorm a molecule's score never
-  depends on what else is in its batch. ``norm: batch`` (the original, and what the pre-trained
-  weights carry) is offered for those weights.
+  BatchNorm, as in the original encoder and its pre-trained weights; in evaluation it uses its
+  running statistics, so a molecule's score does not depend on the rest of its batch. ``norm:
+  layer`` is offered but not the default: under meta-learning (Tox21 10-shot, head adapted in the
+  inner loop) it let the graph embeddings collapse to nearly one point (their spread across
+  molecules 0.13 -> 0.007; BENCHMARKS.md, "meta-training to convergence").
 - ``ConvTransformerHead``: reads the graph embedding (a vector of ``hidden`` numbers) as a
   1-channel sequence. A strided 1-D convolution turns it into overlapping patches (convolutional
   token embedding); Transformer blocks whose queries, keys and values come from depthwise
@@ -53,7 +55,7 @@ class FewShotModelConfig:
     hidden: int = 300  # GIN width (300 in Hu et al.)
     layers: int = 5  # GIN layers (5 in Hu et al.)
     dropout: float = 0.1  # GIN dropout
-    norm: str = "layer"  # layer | batch | none
+    norm: str = "batch"  # batch | layer | none
     conv: str = "gin"  # gin | gcn | graphsage: the layers of Hu et al.'s encoders
     out_channels: int = 1
     # convolutional Transformer head (fs-gnncvtr)

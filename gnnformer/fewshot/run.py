@@ -214,7 +214,8 @@ def run_fewshot(cfg: FewShotConfig, out_dir: str | Path, progress: bool = True,
                "protocol": protocol(cfg, data), "reduced": reductions(cfg), "notes": notes,
                "train_tasks": [t.name for t in data.train_tasks], "val_tasks": [t.name for t in data.val_tasks],
                "test_tasks": [t.name for t in data.test_tasks],
-               "pretraining": pretrain_info, "config": cfg.to_dict(), "runs": runs, "version": __version__}
+               "pretraining": pretrain_info, "config": cfg.to_dict(), "model_config": model_cfg, "runs": runs,
+               "version": __version__}
     curves = {f"{r['method']} ({r['pretrain']})": r["validation"] for r in runs if r.get("validation")}
     if curves:
         from ..training.plots import plot_series
