@@ -161,11 +161,29 @@ def depth_findings(results: dict) -> list:
             parts.append(f"{model}: " + ", ".join(row))
     if not parts:
         return []
+    fits = []
+    for model in ("gradformer", "gps"):
+        for r in sorted((r for s, r in results.items() if (TABLES["depth"](s) or s == f"nci1_{model}_authors")
+                         and r["model"] == model), key=lambda r: r["layers"]):
+            train = [100 * p["train"]["accuracy"] for p in r["per_run"]]
+            best = [p["best_epoch"] for p in r["per_run"]]
+            span = (lambda lo, hi, fmt: fmt.format(lo) if fmt.format(lo) == fmt.format(hi)
+                    else f"{fmt.format(lo)}-{fmt.format(hi)}")
+            fits.append(f"{model} {r['layers']} layers {span(min(train), max(train), '{:.0f}')}% "
+                        f"(epoch{'s' if len(best) > 1 else ''} {span(min(best), max(best), '{}')})")
     return ["Depth on the authors' NCI1 split, 100 epochs (4 layers = the accuracy table's rows on the same split): "
             + "; ".join(parts) + f". The paper: gradformer {PAPER_DEPTH[('gradformer', 12)]} at 12 and "
             f"{PAPER_DEPTH[('gradformer', 24)]} at 24 layers, and gps falling with depth. Single-seed rows say how "
             "one initialisation went, not a mean; a difference under about 2 points (8 of the 411 test graphs) "
-            "is within what seeds alone move on this split."]
+            "is within what seeds alone move on this split.",
+            "How well the selected weights fit their own training graphs (and the epochs selected): "
+            + "; ".join(fits) + ". Where a deep row fits its training graphs no better than its test graphs, "
+            "selected near the last epoch, it is under-trained in 100 epochs: optimisation, not over-smoothing "
+            "or over-fitting, is what the row shows. The layer itself follows the authors' GPSConv term by term "
+            "(post-norm BatchNorm after the GIN and the decayed-attention residuals, their sum, an FFN with its "
+            "own residual and BatchNorm); what still differs is the initialisation of the query, key and value "
+            "projections (Xavier here, torch's Linear default there), the input layer and the head (`pe_combine=sum head=linear` give "
+            "theirs)."]
 
 
 def pct(summary: dict, key: str) -> str:
