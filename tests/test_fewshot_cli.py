@@ -188,3 +188,52 @@ def test_pretrain_hu_starts_the_encoder_from_their_file(fewshot_run, tmp_path, c
         if key != "chirality.weight":
             torch.testing.assert_close(state[f"encoder.{key}"], value)
     torch.testing.assert_close(state["encoder.chirality.weight"][:3], source.chirality.weight[:3])
+
+
+def test_a_changed_model_default_is_not_reused(fewshot_run, tmp_path, capsys):
+    """Results and checkpoints keep the resolved model they were made with: a run whose model differs (e.g.
+    made when LayerNorm was the default) is trained again, not reused under the same user settings."""
+    root, _ = fewshot_run
+    args = ["fewshot", "--dataset", "tox21", "--shots", "2", "--data-root", str(root), "--out", str(tmp_path),
+            "--quiet", "methods=fs-gin", "pretrain=none", *TINY]
+    assert run(capsys, *args)[0] == 0
+    for path in (tmp_path / "results" / "fs-gin-none.json",):
+        stored = json.loads(path.read_text())
+        assert stored["experiment"]["model_config"]["norm"] == "batch"
+        stored["experiment"]["model_config"]["norm"] = "layer"
+        path.write_text(json.dumps(stored))
+    ckpt = load_checkpoint(tmp_path / "checkpoints" / "fs-gin-none.pt")
+    ckpt["experiment"]["model_config"]["norm"] = "layer"
+    save_checkpoint(tmp_path / "checkpoints" / "fs-gin-none.pt", ckpt)
+    assert run(capsys, *args)[0] == 0
+    assert [r["reused"] for r in json.loads((tmp_path / "metrics.json").read_text())["runs"]] == [None]
+    assert run(capsys, *args)[0] == 0  # and the run just made is reused as it should be
+    assert [r["reused"] for r in json.loads((tmp_path / "metrics.json").read_text())["runs"]] == ["results"]
+
+
+def test_track_test_records_the_test_tasks_per_step_without_touching_the_selection(fewshot_run, tmp_path, capsys):
+    root, _ = fewshot_run
+    args = ["fewshot", "--dataset", "tox21", "--shots", "2", "--data-root", str(root), "--quiet",
+            "methods=fs-gin", "pretrain=none", *TINY, "episodes=4", "val_every=2"]
+    assert run(capsys, *args, "--out", str(tmp_path / "plain"))[0] == 0
+    assert run(capsys, *args, "--out", str(tmp_path / "tracked"), "track_test=true")[0] == 0
+    plain = json.loads((tmp_path / "plain" / "metrics.json").read_text())["runs"][0]
+    tracked_metrics = json.loads((tmp_path / "tracked" / "metrics.json").read_text())
+    tracked = tracked_metrics["runs"][0]
+    assert "test_by_step" not in plain["validation"]
+    # the same selection and the same test scores: tracking only looks
+    assert tracked["validation"]["best_step"] == plain["validation"]["best_step"]
+    assert tracked["per_task"] == plain["per_task"] and tracked["thresholded"] == plain["thresholded"]
+    by_step = tracked["validation"]["test_by_step"]
+    steps = tracked["validation"]["steps"]
+    assert steps == [0, 2, 4]
+    for metric in ("roc_auc", "thresholded"):
+        per_task = by_step[metric]["per_task"]
+        assert set(per_task) == set(tracked_metrics["test_tasks"])
+        assert all(len(v) == len(steps) for v in per_task.values())
+        # each task's best step, then the mean over tasks (the FS-GNNCvTR code's report)
+        expected = sum(max(v) for v in per_task.values()) / len(per_task)
+        assert by_step[metric]["best"] == pytest.approx(expected)
+    assert "also scored at every validation step" in tracked_metrics["protocol"]
+    code, _, err = run(capsys, *args, "--out", str(tmp_path / "bad"), "track_test=true", "val_task=null")
+    assert code == 2 and "track_test" in err and "val_task" in err

@@ -80,3 +80,17 @@ def summarise(results: Dict[str, Dict[str, List[float]]]) -> Dict[str, Any]:
         else:
             out[metric] = block
     return out
+
+
+def scores_by_step(watched: List[Dict[str, Dict[str, List[float]]]]) -> Dict[str, Any]:
+    """The test tasks scored at every validation step (``evaluate`` results, one per step): per metric,
+    each task's mean over the draws at every step, and ``best``: the mean over tasks of each task's best
+    step, the FS-GNNCvTR code's way of reporting (its test tasks evaluated after every epoch, each
+    task's maximum kept). Selection on the test tasks: for comparison with its numbers only."""
+    out: Dict[str, Any] = {}
+    for metric in watched[0]:
+        per_task = {task: [mean_std(step[metric][task])["mean"] for step in watched] for task in watched[0][metric]}
+        out[metric] = {"per_task": per_task,
+                       "best": mean_std([max((v for v in values if v == v), default=float("nan"))
+                                         for values in per_task.values()])["mean"]}
+    return out

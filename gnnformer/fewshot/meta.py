@@ -21,7 +21,7 @@ The fine-tuning baseline adapts with Adam on a fresh linear head instead (``fine
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -150,11 +150,16 @@ class Validation:
     steps: List[int] = field(default_factory=list)
     scores: List[float] = field(default_factory=list)
     best_step: int = 0
+    #: Called with the model at every check, its results kept in ``watched``; never used to select or stop.
+    watch: Optional[Callable[[FewShotModel], Any]] = None
+    watched: List[Any] = field(default_factory=list)
 
     def check(self, model: FewShotModel, step: int, best: Dict[str, Tensor]) -> bool:
         """Score the model after ``step`` outer steps, keep its weights in ``best`` if they are the
         best so far; True when training should stop."""
         value = float(self.score(model))
+        if self.watch is not None:
+            self.watched.append(self.watch(model))
         model.train()
         self.steps.append(step)
         self.scores.append(value)

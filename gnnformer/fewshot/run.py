@@ -33,7 +33,7 @@ from ..progress import Progress
 from ..training.checkpoint import save_checkpoint
 from ..training.runtime import seed_everything
 from .baseline import multitask_train
-from .evaluation import evaluate, summarise
+from .evaluation import evaluate, scores_by_step, summarise
 from .featurize import ATOM_EMBEDDINGS, BOND_EMBEDDINGS, NUM_BOND_DIRECTIONS, NUM_CHIRALITY
 from .hu_weights import load_hu_encoder
 from .meta import MetaSettings, Validation, meta_train
@@ -60,8 +60,11 @@ _EVAL_ONLY = ("draws", "inner_steps_test", "finetune_steps", "finetune_lr")
 
 
 def _same(stored: Dict[str, Any], cfg: FewShotConfig, ignore: tuple) -> bool:
+    """Same settings and the same resolved model (a changed default changes the model too); a stored run
+    that predates a setting is not the same."""
     now = cfg.to_dict()
-    return all(stored.get(k) == v for k, v in now.items() if k not in ignore)
+    return (stored.get("model_config") == fewshot_model_config(**cfg.model_args).to_dict()
+            and all(stored.get(k) == v for k, v in now.items() if k not in ignore))
 
 
 def _reusable_results(res_path: Path, ckpt_path: Path, cfg: FewShotConfig) -> Optional[Dict[str, Any]]:
@@ -113,7 +116,9 @@ def _train(cfg: FewShotConfig, method: str, model_cfg: Dict[str, Any], data: Few
         spec = spec_for(cfg, method)
         validation = Validation(lambda m: summarise(evaluate(m, spec, data, cfg.val_draws, cfg.seed, cfg.eval_batch_size,
                                                              tasks=data.val_tasks))["mean"],
-                                every=cfg.val_every, patience=cfg.patience)
+                                every=cfg.val_every, patience=cfg.patience,
+                                watch=(lambda m: evaluate(m, spec, data, cfg.val_draws, cfg.seed, cfg.eval_batch_size))
+                                if cfg.track_test else None)
     losses = meta_train(model, data, settings, cfg.seed,
                         on_step=lambda s, loss: report(f"{name}: meta-training", s + 1, cfg.episodes, loss),
                         validation=validation)
@@ -134,6 +139,7 @@ def run_fewshot(cfg: FewShotConfig, out_dir: str | Path, progress: bool = True,
     out = Path(out_dir)
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     model_cfg = fewshot_model_config(**cfg.model_args).to_dict()
+    stored_settings = {**cfg.to_dict(), "model_config": model_cfg}  # kept with each pair: decides its reuse
     notes = list(data.notes)
     runs: List[Dict[str, Any]] = []
     with Progress(enabled=progress) as bar:
@@ -182,6 +188,8 @@ def run_fewshot(cfg: FewShotConfig, out_dir: str | Path, progress: bool = True,
                     curve = None if validation is None else {
                         "task": data.val_tasks[0].name, "every": cfg.val_every, "draws": cfg.val_draws,
                         "steps": validation.steps, "roc_auc": validation.scores, "best_step": validation.best_step}
+                    if validation is not None and validation.watched:
+                        curve["test_by_step"] = scores_by_step(validation.watched)
                     t_train = round(time.perf_counter() - t0, 1)
                     t0 = time.perf_counter()
                 total = cfg.draws * len(data.test_tasks)
@@ -201,7 +209,7 @@ def run_fewshot(cfg: FewShotConfig, out_dir: str | Path, progress: bool = True,
                 save_checkpoint(ckpt_path, {
                     "model": kind, "model_config": model_cfg, "state_dict": model.state_dict(),
                     "schema": schema_dict(), "task": CHECKPOINT_TASK, "dataset": data.name,
-                    "experiment": cfg.to_dict(), "fewshot": {**spec.to_dict(), "name": method, "pretrain": variant,
+                    "experiment": stored_settings, "fewshot": {**spec.to_dict(), "name": method, "pretrain": variant,
                                                              "seed": cfg.seed},
                     "metrics": {"mean_roc_auc": summary["mean"],
                                 "per_task": {k: v["mean"] for k, v in summary["per_task"].items()},
@@ -209,7 +217,7 @@ def run_fewshot(cfg: FewShotConfig, out_dir: str | Path, progress: bool = True,
                     "train_seconds": t_train, "train_losses": losses, "validation": curve, "version": __version__,
                 })
                 res_path.parent.mkdir(parents=True, exist_ok=True)
-                res_path.write_text(json.dumps({**run, "experiment": cfg.to_dict()}, indent=2))
+                res_path.write_text(json.dumps({**run, "experiment": stored_settings}, indent=2))
     metrics = {"dataset": data.name, "source": data.source, "shots": cfg.shots, "metric": "roc_auc",
                "protocol": protocol(cfg, data), "reduced": reductions(cfg), "notes": notes,
                "train_tasks": [t.name for t in data.train_tasks], "val_tasks": [t.name for t in data.val_tasks],

@@ -54,6 +54,9 @@ class FewShotConfig:
     val_every: int = 10  # outer steps between two validation scores
     val_draws: int = 10  # support draws of the validation task per score
     patience: int = 0  # stop after this many scores without a better one (0: run every outer step)
+    # also score the test tasks (val_draws draws) at every validation step: the per-task best over training
+    # that the FS-GNNCvTR code reports, kept apart ("test_by_step"); never used to select weights or stop
+    track_test: bool = False
     # non-meta baseline (finetune)
     baseline_steps: int = 75  # multi-task training steps on the meta-training tasks (batches of 128)
     baseline_batch_size: int = 128
@@ -108,6 +111,9 @@ class FewShotConfig:
                 raise ConfigError(f"{key} must be positive, got {getattr(self, key)}.")
         if self.pos_weight is not None and not self.pos_weight > 0:
             raise ConfigError(f"pos_weight must be positive or null (balance each query set), got {self.pos_weight}.")
+        if self.track_test and self.val_task is None:
+            raise ConfigError("track_test scores the test tasks at every validation step: it needs a validation "
+                              "task (val_task), not null.")
         if "hu" in self.pretrain and not self.pretrained_encoder:
             raise ConfigError("pretrain=hu needs pretrained_encoder=PATH (a .pth of Hu et al.'s format, e.g. "
                               "../shared/pretrained/gcn_supervised_contextpred.pth with model_args.conv=gcn "
@@ -147,7 +153,9 @@ def protocol(cfg: FewShotConfig, data: FewShotData) -> str:
     train = ", ".join(str(t.index) for t in data.train_tasks)
     val = (f"; validation task {data.val_tasks[0].index} {data.val_tasks[0].name} (held out of meta-training; the "
            f"meta-learned weights are selected on it, {cfg.val_draws} draws every {cfg.val_every} outer steps"
-           + (f", patience {cfg.patience}" if cfg.patience else "") + ")") if data.val_tasks else ""
+           + (f", patience {cfg.patience}" if cfg.patience else "")
+           + ("; the test tasks are also scored at every validation step, on the same draws, for the per-task best "
+              "over training only" if cfg.track_test else "") + ")") if data.val_tasks else ""
     test = ", ".join(f"{t.index} {t.name}" for t in data.test_tasks)
     order = "first-order" if cfg.first_order else "second-order"
     per = "all" if cfg.tasks_per_episode <= 0 else str(min(cfg.tasks_per_episode, len(data.train_tasks)))
