@@ -23,6 +23,8 @@ VARIANTS = {
     "depth_nci1_gps_24layers.yaml": {"model_args.layers": 24},
     "depth_nci1_gradformer_12layers.yaml": {"model_args.layers": 12},
     "depth_nci1_gradformer_24layers.yaml": {"model_args.layers": 24},
+    "proteins_gradformer_authors_code.yaml": {"model_args.layers": 10, "model_args.gamma": 0.5,
+                                              "model_args.pe_combine": "sum", "model_args.head": "linear"},
 }
 BENCHMARK_CONFIGS = sorted((ROOT / "configs" / "difformer").glob("*.yaml")) + \
     sorted((ROOT / "configs" / "gradformer").glob("*.yaml"))
