@@ -354,6 +354,11 @@ CONVERGENCE_FINDINGS: list = [
     "the repository's GIN under MAML (63.7 and 59.3) and the same GCN fine-tuned on all training tasks at once "
     "(71.0 / 64.0 and 66.1 / 59.8); the validation score was still rising at the last steps, so 300 steps did "
     "not converge it.",
+    "Tox21 5-shot from random weights (BatchNorm) kept its initial weights: the validation score did not beat "
+    "step 0 within 4 checks (100 steps), so patience stopped the run; the untrained head puts every "
+    "probability on one side of 0.5 (thresholded 50.0, ROC-AUC 63.5). The 10-shot curve dipped until step 50 "
+    "before it climbed, so patience 4 at 25 steps is too short for this slow start; the row is due a re-run "
+    "with more patience.",
     "SIDER stays short: from Hu et al.'s GCN 62.9 / 59.4 at 10 shots and 62.1 / 58.8 at 5, against the "
     "repository's GIN under MAML at 70.9 and 70.6 thresholded; from random weights 59.6 / 54.9 at 10 shots. "
     "The repository's way of reporting explains little of it: each test task's best over the validation steps "
