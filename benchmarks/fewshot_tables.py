@@ -268,8 +268,8 @@ def store_convergence(run_dir: Path, data_root: str) -> Path:
 
 def convergence_section() -> str:
     """Meta-training against the held-out validation task, from the stored convergence runs."""
-    stored = [json.loads(p.read_text()) for p in sorted(CONVERGENCE.glob("*.json"))]
-    dates = ", ".join(sorted({m.get("date", "?") for m in stored}))
+    stored = [(p, json.loads(p.read_text())) for p in sorted(CONVERGENCE.glob("*.json"))]
+    dates = ", ".join(sorted({m.get("date", "?") for _, m in stored}))
     lines = [CONVERGENCE_MARK, "## FS-GNNCvTR: meta-training to convergence, both metrics", "",
              f"- date of the runs: {dates}; machine: {platform.machine()}, 2 shared cores, torch {torch.__version__}, "
              "one thread per run",
@@ -292,8 +292,7 @@ def convergence_section() -> str:
              "| run | model | pre-training | steps run | selected step | validation ROC-AUC (%) | test ROC-AUC (%) | "
              "test thresholded (%) | per-task best over steps (%) | repository, thresholded (%) | embedding spread |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for path in sorted(CONVERGENCE.glob("*.json")):
-        m = json.loads(path.read_text())
+    for path, m in stored:
         repo = REPO_THRESHOLDED.get((m["dataset"], m["shots"]))
         for r in m["runs"]:
             v = r.get("validation") or {}
@@ -310,7 +309,7 @@ def convergence_section() -> str:
                          f"{r['pretrain']} | {v['steps'][-1] if v else '—'} | {v.get('best_step', '—')} | "
                          f"{pct(best) if best is not None else '—'} | {pct(r['mean'])} | "
                          f"{pct(r['thresholded']['mean'])} | {best_over_steps(r)} | {anchor} | {spread(r)} |")
-    for path in sorted(CONVERGENCE.glob("*.json")):  # the plots after the table, which they would split
+    for path, _ in stored:  # the plots after the table, which they would split
         if (CONVERGENCE / f"{path.stem}.png").is_file():
             lines += ["", f"![validation ROC-AUC against outer steps, {path.stem}]"
                           f"(benchmarks/results/fewshot/convergence/{path.stem}.png)"]

@@ -59,15 +59,13 @@ _IRRELEVANT = ("methods", "pretrain", "data_root", "eval_batch_size", "resume")
 _EVAL_ONLY = ("draws", "inner_steps_test", "finetune_steps", "finetune_lr")
 
 
-def _same(stored: Dict[str, Any], cfg: FewShotConfig, ignore: tuple) -> bool:
-    """Same settings and the same resolved model (a changed default changes the model too); a stored run
-    that predates a setting is not the same."""
-    now = cfg.to_dict()
-    return (stored.get("model_config") == fewshot_model_config(**cfg.model_args).to_dict()
-            and all(stored.get(k) == v for k, v in now.items() if k not in ignore))
+def _same(stored: Dict[str, Any], now: Dict[str, Any], ignore: tuple) -> bool:
+    """``now``: the settings with the resolved model (``model_config``: a changed default changes the
+    model too); a stored run that predates a setting is not the same."""
+    return all(stored.get(k) == v for k, v in now.items() if k not in ignore)
 
 
-def _reusable_results(res_path: Path, ckpt_path: Path, cfg: FewShotConfig) -> Optional[Dict[str, Any]]:
+def _reusable_results(res_path: Path, ckpt_path: Path, settings: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     """The stored results of a (method, pre-training) pair run with the same settings, if any."""
     if not (res_path.is_file() and ckpt_path.is_file()):
         return None
@@ -75,20 +73,20 @@ def _reusable_results(res_path: Path, ckpt_path: Path, cfg: FewShotConfig) -> Op
         stored = json.loads(res_path.read_text())
     except (OSError, ValueError):
         return None
-    if not _same(stored.get("experiment", {}), cfg, _IRRELEVANT):
+    if not _same(stored.get("experiment", {}), settings, _IRRELEVANT):
         return None
     stored.pop("experiment", None)
     return stored
 
 
-def _reusable_checkpoint(ckpt_path: Path, cfg: FewShotConfig):
+def _reusable_checkpoint(ckpt_path: Path, settings: Dict[str, Any]):
     """``(model, kind, losses, train_seconds, validation curve)`` from a checkpoint trained with the same
     settings, if any."""
     if not ckpt_path.is_file():
         return None
     try:
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        if not _same(ckpt.get("experiment", {}), cfg, _IRRELEVANT + _EVAL_ONLY):
+        if not _same(ckpt.get("experiment", {}), settings, _IRRELEVANT + _EVAL_ONLY):
             return None
         model = create_fewshot_model(ckpt["model"], **ckpt["model_config"])
         model.load_state_dict(ckpt["state_dict"])
@@ -171,12 +169,12 @@ def run_fewshot(cfg: FewShotConfig, out_dir: str | Path, progress: bool = True,
                 spec = spec_for(cfg, method)
                 ckpt_path = out / "checkpoints" / f"{name}.pt"
                 res_path = out / "results" / f"{name}.json"
-                stored = _reusable_results(res_path, ckpt_path, cfg) if cfg.resume else None
+                stored = _reusable_results(res_path, ckpt_path, stored_settings) if cfg.resume else None
                 if stored is not None:
                     runs.append({**stored, "reused": "results"})
                     notes.append(f"{name}: results reused from {res_path} (same settings)")
                     continue
-                previous = _reusable_checkpoint(ckpt_path, cfg) if cfg.resume else None
+                previous = _reusable_checkpoint(ckpt_path, stored_settings) if cfg.resume else None
                 t0 = time.perf_counter()
                 if previous is not None:
                     model, kind, losses, t_train, curve = previous

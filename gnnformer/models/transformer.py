@@ -43,7 +43,8 @@ class TransformerConfig(ModelConfig):
             raise ConfigError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads}).")
         if self.pe_combine not in PE_COMBINES:
             raise ConfigError(f"pe_combine must be one of {', '.join(PE_COMBINES)}, got {self.pe_combine!r}.")
-        if self.pe_combine == "concat" and (self.lap_pe or self.rwse) and self.pe_dim * (bool(self.lap_pe) + bool(self.rwse)) >= self.hidden:
+        n_pe = bool(self.lap_pe) + bool(self.rwse)
+        if self.pe_combine == "concat" and n_pe and self.pe_dim * n_pe >= self.hidden:
             raise ConfigError(f"pe_dim ({self.pe_dim}) leaves no room for node features in hidden ({self.hidden}).")
 
 
