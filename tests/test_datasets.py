@@ -524,3 +524,40 @@ def test_predict_smiles_text_and_csv(tmp_path):
         read_graphs_for_predict(load_dataset("MUTAG").schema, str(table))
     with pytest.raises(DataError, match="not a file"):
         read_graphs_for_predict(schema, str(tmp_path))
+
+
+# ----------------------------------------------------------------------------- concurrent first loads
+
+def _load_after_barrier(cache: str, raw_root: str, barrier, results) -> None:
+    import os
+
+    os.environ["GNNFORMER_CACHE"] = cache
+    os.environ["GNNFORMER_OFFLINE"] = "1"
+    from gnnformer.datasets import load_dataset as load
+    from gnnformer.errors import DataError as Error
+
+    barrier.wait()
+    try:
+        results.put(("ok", len(load("MUTAG", raw_root).graphs)))
+    except Error as err:
+        results.put(("error", str(err)))
+
+
+def test_jobs_started_together_process_a_dataset_once_and_all_load_it(tmp_path):
+    """Two benchmark rows or torchrun ranks started at once used to process the same cache folder
+    together, and one read the other's half-written data.pt ("PyG could not process ...")."""
+    import multiprocessing
+
+    root = tmp_path / "data"
+    shutil.copytree(MUTAG_RAW, root / "TU" / "MUTAG" / "raw")
+    ctx = multiprocessing.get_context("spawn")
+    jobs, barrier, results = 3, ctx.Barrier(3), ctx.Queue()
+    procs = [ctx.Process(target=_load_after_barrier, args=(str(tmp_path / "cache"), str(root), barrier, results))
+             for _ in range(jobs)]
+    for p in procs:
+        p.start()
+    outcomes = [results.get(timeout=300) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    assert outcomes == [("ok", 188)] * jobs
+    assert len(list((tmp_path / "cache" / "datasets").glob("MUTAG-*/MUTAG/processed/data.pt"))) == 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 import csv
 import functools
 import io
-import shutil
 import warnings
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from torch_geometric.utils.smiles import e_map, x_map
 
 from ..errors import DataError
 from ..registry import DATASETS
-from .root import attempt_download, find_child, missing_error, stage_raw
+from .root import attempt_download, find_child, missing_error, process_with_pyg, stage_lock, stage_raw
 from .schema import FeatureSchema, GraphDataset, graphs_of
 from .validate import read_lines, validate_molecule_csv
 
@@ -106,23 +105,19 @@ def load_molecules(name: str, root: Path, origin: str) -> GraphDataset:
     processed = stage / lower / "processed" / "data.pt"
     _, _, _, smiles_col, label_cols = MoleculeNet.names[lower]
 
-    ds = None
-    if not stage_csv.exists():
-        ds, reason = attempt_download(lambda: _make(stage, name), stage, stage_csv.parent, [stage_csv.name])
+    with stage_lock(stage):  # another job may be processing the same file right now
+        ds = None
+        if not stage_csv.exists():
+            ds, reason = attempt_download(lambda: _make(stage, name), stage, stage_csv.parent, [stage_csv.name])
+            if ds is None:
+                raise missing_error(name, [f"{lower}.csv"], [f"{lower}.csv"], raw_dir, root, origin,
+                                    f"MoleculeNet/{lower}/raw/{lower}.csv", reason)
+        csv_path = src if src is not None else stage_csv
+        # Cheap (well under a second), so checked on every load: the notes need the row list anyway.
+        rows = validate_molecule_csv(csv_path, smiles_col, label_cols)
         if ds is None:
-            raise missing_error(name, [f"{lower}.csv"], [f"{lower}.csv"], raw_dir, root, origin,
-                                f"MoleculeNet/{lower}/raw/{lower}.csv", reason)
-    csv_path = src if src is not None else stage_csv
-    # Cheap (well under a second), so checked on every load: the notes need the row list anyway.
-    rows = validate_molecule_csv(csv_path, smiles_col, label_cols)
-    if ds is None:
-        fresh = not processed.is_file()
-        try:
-            ds = _make(stage, name)
-        except Exception as exc:  # validated input, so report PyG's failure instead of a traceback
-            if fresh:
-                shutil.rmtree(processed.parent, ignore_errors=True)
-            raise DataError(f"PyG could not process {csv_path}: {type(exc).__name__}: {exc}") from exc
+            ds = process_with_pyg(lambda: _make(stage, name), processed.parent, str(csv_path),
+                                  clean=not processed.is_file())
 
     rejected = _rejected_rows(ds, rows, stage)
     data = ds._data

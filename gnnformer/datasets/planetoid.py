@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import functools
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -12,7 +11,8 @@ from torch_geometric.data import Data
 from ..errors import DataError
 from ..registry import DATASETS
 from .classes import check_classes
-from .root import attempt_download, find_child, missing_error, normalised_text, stage_raw
+from .root import (attempt_download, find_child, missing_error, normalised_text, process_with_pyg, stage_lock,
+                   stage_raw)
 from .schema import FeatureSchema, GraphDataset
 from .validate import PLANETOID_SUFFIXES, parse_table, validate_planetoid
 
@@ -52,26 +52,23 @@ def load_planetoid(name: str, root: Path, origin: str) -> GraphDataset:
     required = [f"ind.{prefix}.{s}" for s in PLANETOID_SUFFIXES]
     processed = stage / name / "processed" / "data.pt"
 
-    if not all((stage_raw_dir / f).exists() for f in required):
-        ds, reason = attempt_download(lambda: _make(stage, name), stage, stage_raw_dir, required)
-        if ds is None:
-            missing = [f"ind.{prefix}.{s}" for s in PLANETOID_SUFFIXES if s not in sources]
-            raise missing_error(name, required, missing, raw_dir, root, origin,
-                                f"Planetoid/{name}/raw/ind.{prefix}.{{{','.join(PLANETOID_SUFFIXES)}}}",
-                                reason)
-        sources = _files(stage_raw_dir, prefix)
-    elif not processed.is_file():
-        if len(sources) < len(PLANETOID_SUFFIXES):  # files came from an earlier download
+    with stage_lock(stage):  # another job may be processing the same files right now
+        if not all((stage_raw_dir / f).exists() for f in required):
+            ds, reason = attempt_download(lambda: _make(stage, name), stage, stage_raw_dir, required)
+            if ds is None:
+                missing = [f"ind.{prefix}.{s}" for s in PLANETOID_SUFFIXES if s not in sources]
+                raise missing_error(name, required, missing, raw_dir, root, origin,
+                                    f"Planetoid/{name}/raw/ind.{prefix}.{{{','.join(PLANETOID_SUFFIXES)}}}",
+                                    reason)
             sources = _files(stage_raw_dir, prefix)
-        validate_planetoid(sources, prefix)
-        try:
+        elif not processed.is_file():
+            if len(sources) < len(PLANETOID_SUFFIXES):  # files came from an earlier download
+                sources = _files(stage_raw_dir, prefix)
+            validate_planetoid(sources, prefix)
+            ds = process_with_pyg(lambda: _make(stage, name), processed.parent,
+                                  f"the Planetoid files in {raw_dir}")
+        else:
             ds = _make(stage, name)
-        except Exception as exc:  # validated input, so report PyG's failure instead of a traceback
-            shutil.rmtree(processed.parent, ignore_errors=True)
-            raise DataError(f"PyG could not process the Planetoid files in {raw_dir}: "
-                            f"{type(exc).__name__}: {exc}") from exc
-    else:
-        ds = _make(stage, name)
 
     data = ds[0]
     data.x = data.x.to(torch.float32)

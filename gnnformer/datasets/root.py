@@ -82,6 +82,39 @@ def normalised_text(data: bytes) -> bytes | None:
     return None if text == data else text
 
 
+@contextlib.contextmanager
+def stage_lock(stage: Path) -> Iterator[None]:
+    """Hold an exclusive lock on a cache folder while its files are written or processed.
+
+    Two jobs started together (two benchmark rows, torchrun ranks) would otherwise process the same
+    dataset into the same folder at once, and one reads the other's half-written ``data.pt``. Where
+    ``fcntl`` is missing (Windows) the lock is skipped.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    stage.mkdir(parents=True, exist_ok=True)
+    with open(stage / ".lock", "a+") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def process_with_pyg(make: Callable[[], T], processed: Path, source: str, clean: bool = True) -> T:
+    """Run PyG's processing of validated files; a failure becomes a `DataError` naming ``source``
+    (not a traceback), and with ``clean`` the half-written ``processed`` folder is removed."""
+    try:
+        return make()
+    except Exception as exc:
+        if clean:
+            shutil.rmtree(processed, ignore_errors=True)
+        raise DataError(f"PyG could not process {source}: {type(exc).__name__}: {exc}") from exc
+
+
 def stage_raw(name: str, files: dict[str, Path], raw_subdir: str, text_files: set[str] | None = None) -> Path:
     """Link ``files`` ({staged name: source}) into a cache folder named by their content; return its root.
 
@@ -96,7 +129,12 @@ def stage_raw(name: str, files: dict[str, Path], raw_subdir: str, text_files: se
         digest.update(staged.encode() + b"\0" + len(data).to_bytes(8, "little") + data)
         contents[staged] = normalised_text(data) if staged in text_files else None
     stage = cache_dir() / "datasets" / f"{name}-{digest.hexdigest()[:12]}"
-    raw = stage / raw_subdir
+    with stage_lock(stage):
+        _link_or_copy(stage / raw_subdir, files, contents)
+    return stage
+
+
+def _link_or_copy(raw: Path, files: dict[str, Path], contents: dict[str, bytes | None]) -> None:
     raw.mkdir(parents=True, exist_ok=True)
     for staged, src in files.items():
         dest = raw / staged
@@ -119,7 +157,6 @@ def stage_raw(name: str, files: dict[str, Path], raw_subdir: str, text_files: se
             pass
         except OSError:  # e.g. Windows without symlink rights
             shutil.copy2(src, dest)
-    return stage
 
 
 def is_offline() -> bool:

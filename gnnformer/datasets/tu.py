@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import functools
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ from torch_geometric.utils import coalesce, remove_self_loops
 from ..errors import DataError
 from ..registry import DATASETS
 from .classes import check_classes
-from .root import attempt_download, find_child, missing_error, stage_raw
+from .root import attempt_download, find_child, missing_error, process_with_pyg, stage_lock, stage_raw
 from .schema import FeatureSchema, GraphDataset, graphs_of
 from .validate import TU_SUFFIXES, TUTables, tu_files_in, validate_tu
 
@@ -81,29 +80,25 @@ def load_tu(name: str, root: Path, origin: str) -> GraphDataset:
     meta_path = stage / _META
     processed = stage / name / "processed" / "data.pt"
 
-    if not all((stage_raw_dir / f).exists() for f in required):
-        ds, reason = attempt_download(lambda: _make(stage, name), stage, stage_raw_dir, required)
-        if ds is None:
-            expected = required + [f"{name}_graph_labels.txt"]
-            missing = [f for f in required if f[len(name) + 1:-4] not in sources]
-            raise missing_error(name, expected, missing, raw_dir, root, origin,
-                                f"TU/{name}/raw/{name}_A.txt (and the other {name}_*.txt files)", reason)
-        sources = tu_files_in(stage_raw_dir, name)  # what was downloaded
+    with stage_lock(stage):  # another job may be processing the same files right now
+        if not all((stage_raw_dir / f).exists() for f in required):
+            ds, reason = attempt_download(lambda: _make(stage, name), stage, stage_raw_dir, required)
+            if ds is None:
+                expected = required + [f"{name}_graph_labels.txt"]
+                missing = [f for f in required if f[len(name) + 1:-4] not in sources]
+                raise missing_error(name, expected, missing, raw_dir, root, origin,
+                                    f"TU/{name}/raw/{name}_A.txt (and the other {name}_*.txt files)", reason)
+            sources = tu_files_in(stage_raw_dir, name)  # what was downloaded
 
-    if not (processed.is_file() and meta_path.is_file()):
-        if "A" not in sources:  # files came from an earlier download
-            sources = tu_files_in(stage_raw_dir, name)
-        meta = validate_tu(sources, require_labels=True).meta()
-        try:
+        if not (processed.is_file() and meta_path.is_file()):
+            if "A" not in sources:  # files came from an earlier download
+                sources = tu_files_in(stage_raw_dir, name)
+            meta = validate_tu(sources, require_labels=True).meta()
+            ds = process_with_pyg(lambda: _make(stage, name), processed.parent, f"the TU files in {raw_dir}")
+            meta_path.write_text(json.dumps(meta))
+        else:
+            meta = json.loads(meta_path.read_text())
             ds = _make(stage, name)
-        except Exception as exc:  # validated input, so report PyG's failure instead of a traceback
-            shutil.rmtree(processed.parent, ignore_errors=True)
-            raise DataError(f"PyG could not process the TU files in {raw_dir}: "
-                            f"{type(exc).__name__}: {exc}") from exc
-        meta_path.write_text(json.dumps(meta))
-    else:
-        meta = json.loads(meta_path.read_text())
-        ds = _make(stage, name)
     return _to_graph_dataset(ds, name, raw_dir, meta, prefix)
 
 
