@@ -158,6 +158,13 @@ def authors_split_findings(results: dict) -> list:
             "rows with fewer than 10 seeds are what ran here so far, not the protocol's mean."]
 
 
+def layout(r: dict) -> str:
+    """The input layer and head a saved row ran with, read from its config."""
+    args = yaml.safe_load((ROOT / r["config"]).read_text()).get("model_args", {})
+    authors = args.get("pe_combine") == "sum" and args.get("head") == "linear"
+    return "authors'" if authors else "GraphGPS's"
+
+
 def depth_findings(results: dict) -> list:
     """The paper's depth claim (gradformer stays near 84 at 12 and 24 layers while gps falls) against
     the rows run here, with the 4-layer rows on the same split as the reference."""
@@ -165,49 +172,44 @@ def depth_findings(results: dict) -> list:
         return f"{100 * r['summary']['test_accuracy']['mean']:.1f}" + (
             "" if r["runs_done"] >= r["runs_in_protocol"] else f" ({r['runs_done']} of {r['runs_in_protocol']} seeds)")
 
+    def span(lo, hi, fmt):
+        return fmt.format(lo) if fmt.format(lo) == fmt.format(hi) else f"{fmt.format(lo)}-{fmt.format(hi)}"
+
+    def fit(r):
+        train = [100 * p["train"]["accuracy"] for p in r["per_run"]]
+        best = [p["best_epoch"] for p in r["per_run"]]
+        return (f"fits {span(min(train), max(train), '{:.0f}')}% of its training graphs "
+                f"(epoch{'s' if len(best) > 1 else ''} {span(min(best), max(best), '{}')})")
+
     parts = []
-    for model in ("gradformer", "gps"):
-        row = [f"{layers} layers {acc(r)}" for layers, r in sorted(
-            [(4, results[f"nci1_{model}_authors"])] if f"nci1_{model}_authors" in results else [])]
-        row += [f"{r['layers']} layers {acc(r)}" for r in sorted(
-            (r for s, r in results.items() if TABLES["depth"](s) and r["model"] == model), key=lambda r: r["layers"])]
-        if len(row) > 1:
-            parts.append(f"{model}: " + ", ".join(row))
+    for name in ("GraphGPS's", "authors'"):
+        for model in ("gradformer", "gps"):
+            rows = sorted((r for s, r in results.items() if TABLES["depth"](s) and r["model"] == model
+                           and layout(r) == name), key=lambda r: r["layers"])
+            if rows:
+                parts.append(f"{model} with {name} input and head: " + ", ".join(
+                    f"{r['layers']} layers {acc(r)}, {fit(r)}" for r in rows))
     if not parts:
         return []
-    fits = []
-    for model in ("gradformer", "gps"):
-        for r in sorted((r for s, r in results.items() if (TABLES["depth"](s) or s == f"nci1_{model}_authors")
-                         and r["model"] == model), key=lambda r: r["layers"]):
-            train = [100 * p["train"]["accuracy"] for p in r["per_run"]]
-            best = [p["best_epoch"] for p in r["per_run"]]
-            span = (lambda lo, hi, fmt: fmt.format(lo) if fmt.format(lo) == fmt.format(hi)
-                    else f"{fmt.format(lo)}-{fmt.format(hi)}")
-            fits.append(f"{model} {r['layers']} layers {span(min(train), max(train), '{:.0f}')}% "
-                        f"(epoch{'s' if len(best) > 1 else ''} {span(min(best), max(best), '{}')})")
-    return ["Depth on the authors' NCI1 split, 100 epochs (4 layers = the accuracy table's rows on the same split): "
-            + "; ".join(parts) + f". The paper: gradformer {PAPER_DEPTH[('gradformer', 12)]} at 12 and "
-            f"{PAPER_DEPTH[('gradformer', 24)]} at 24 layers, and gps falling with depth. Single-seed rows say how "
-            "one initialisation went, not a mean; a difference under about 2 points (8 of the 411 test graphs) "
-            "is within what seeds alone move on this split.",
-            "How well the selected weights fit their own training graphs (and the epochs selected): "
-            + "; ".join(fits) + ". Where a deep row fits its training graphs no better than its test graphs, "
-            "selected near the last epoch, it is under-trained in 100 epochs: optimisation, not over-smoothing "
-            "or over-fitting, is what the row shows. The layer itself follows the authors' GPSConv term by term "
-            "(post-norm BatchNorm after the GIN and the decayed-attention residuals, their sum, an FFN with its "
-            "own residual and BatchNorm); what still differs is the initialisation of the query, key and value "
-            "projections (Xavier here, torch's Linear default there), the input layer and the head "
-            "(`pe_combine=sum head=linear` give theirs).",
-            "That input and head are what the deep rows lack: with `pe_combine=sum head=linear` and everything "
-            "else as the 12-layer gradformer row (`gnnformer train --config "
-            "configs/gradformer/depth_nci1_gradformer_12layers.yaml --data-root ../shared/datasets runs=1 "
-            "model.pe_combine=sum model.head=linear`, seed 0, one run on 2026-12-04), the model fits 94% of its "
-            "training graphs (best validation epoch 76) and tests at 84.2, the paper's 84.31 at 12 layers, "
-            "against 74.9 with GraphGPS's input and MLP head. gps with the same layout and command "
-            "(configs/gradformer/depth_nci1_gps_12layers.yaml) fits 93% (epoch 64) and tests at 81.8 against its "
-            "73.7: both train at 12 layers with it, and on this one seed gradformer leads gps by 2.4 points (10 "
-            "of 411 test graphs), the direction the paper reports. Which of input and head matters, the 24-layer "
-            "rows and more seeds with the authors' layout are not run yet."]
+    four = [f"{m} {acc(results[f'nci1_{m}_authors'])}, {fit(results[f'nci1_{m}_authors'])}"
+            for m in ("gradformer", "gps") if f"nci1_{m}_authors" in results]
+    return ["Depth on the authors' NCI1 split, 100 epochs, the test score at the best validation epoch. Reference, "
+            "4 layers with GraphGPS's input and head (the accuracy table's rows on the same split): "
+            + "; ".join(four) + ". " + "; ".join(parts) + f". The paper: gradformer {PAPER_DEPTH[('gradformer', 12)]} "
+            f"at 12 and {PAPER_DEPTH[('gradformer', 24)]} at 24 layers, and gps falling with depth. Single-seed rows "
+            "say how one initialisation went, not a mean; a difference under about 2 points (8 of the 411 test "
+            "graphs) is within what seeds alone move on this split.",
+            "Input and head. The layer follows the authors' GPSConv term by term (post-norm BatchNorm after the GIN "
+            "and the decayed-attention residuals, their sum, an FFN with its own residual and BatchNorm). GraphGPS's "
+            "input (node features and BatchNorm'd random-walk probabilities, each projected and concatenated) and "
+            "MLP head are our default; the released Gradformer code adds Linear(x) and Linear(RWSE) at full width "
+            "and reads out with one Linear layer (`pe_combine=sum head=linear`), and its depth runs use them. "
+            "With GraphGPS's layout the 12-layer models fit their training graphs no better than their test "
+            "graphs, selected near the last epoch: under-trained in 100 epochs, an optimisation failure, not "
+            "over-smoothing or over-fitting. With the authors' layout, everything else equal, they train: the "
+            "depth configs (`configs/gradformer/depth_nci1_*layers.yaml`) carry it, and the *_graphgps_layout "
+            "configs keep the GraphGPS rows beside them. Which of the two (input or head) does it is not "
+            "separated yet."]
 
 
 def pct(summary: dict, key: str) -> str:
@@ -253,11 +255,12 @@ def render() -> str:
     depth = [r for s, r in results.items() if TABLES["depth"](s)]
     if depth:
         lines += ["### Depth: NCI1 with 12 and 24 layers", "",
-                  "| model | layers | protocol | test accuracy (%) | paper (%) | runs | date |",
-                  "|---|---:|---|---:|---:|---|---|"]
-        for r in sorted(depth, key=lambda r: (r["model"], r["layers"])):
-            paper = PAPER_DEPTH.get((r["model"], r["layers"]))
-            lines.append(f"| {r['model']} | {r['layers']} | {r['protocol']} | {pct(r['summary'], 'test_accuracy')} | "
+                  "| model | layers | input and head | protocol | test accuracy (%) | paper (%) | runs | date |",
+                  "|---|---:|---|---|---:|---:|---|---|"]
+        for r in sorted(depth, key=lambda r: (r["model"], r["layers"], layout(r))):
+            paper = PAPER_DEPTH.get((r["model"], r["layers"])) if layout(r) == "authors'" else None
+            lines.append(f"| {r['model']} | {r['layers']} | {layout(r)} | {r['protocol']} | "
+                         f"{pct(r['summary'], 'test_accuracy')} | "
                          f"{paper if paper else '—'} | {reduced(r)} | {r['date']} |")
         lines.append("")
         lines += findings_lines(depth_findings(results))

@@ -11,6 +11,8 @@ from gnnformer.training.presets import all_presets, find_preset, with_preset
 ROOT = Path(__file__).resolve().parents[1]
 PROTOCOL = {"model", "dataset", "split", "per_class", "num_val", "num_test", "runs", "seed", "folds",
             "train_fraction", "split_file", "data_root", "device"}
+# The input layer and head of the released Gradformer code (Linear(x) + Linear(RWSE), one Linear).
+AUTHORS_LAYOUT = {"model_args.pe_combine": "sum", "model_args.head": "linear"}
 # Benchmark rows that deliberately differ from their pair's preset, and exactly how.
 VARIANTS = {
     "cora_difformer-s_random_l2.yaml": {"model_args.qk_norm": None, "model_args.feature_norm": None},
@@ -19,12 +21,11 @@ VARIANTS = {
     "covid_difformer_s_nograph.yaml": {"model_args.layers": 4, "model_args.use_graph": False, "lr": 0.01},
     "covid_difformer_a_nograph.yaml": {"model_args.layers": 4, "model_args.use_graph": False},
     "sbm_large_minibatch.yaml": {"epochs": 40, "patience": 10, "node_batch_size": 25000},
-    "depth_nci1_gps_12layers.yaml": {"model_args.layers": 12},
-    "depth_nci1_gps_24layers.yaml": {"model_args.layers": 24},
-    "depth_nci1_gradformer_12layers.yaml": {"model_args.layers": 12},
-    "depth_nci1_gradformer_24layers.yaml": {"model_args.layers": 24},
-    "proteins_gradformer_authors_code.yaml": {"model_args.layers": 10, "model_args.gamma": 0.5,
-                                              "model_args.pe_combine": "sum", "model_args.head": "linear"},
+    **{f"depth_nci1_{m}_{n}layers.yaml": {"model_args.layers": n, **AUTHORS_LAYOUT}
+       for m in ("gps", "gradformer") for n in (12, 24)},
+    "depth_nci1_gps_12layers_graphgps_layout.yaml": {"model_args.layers": 12},
+    "depth_nci1_gradformer_12layers_graphgps_layout.yaml": {"model_args.layers": 12},
+    "proteins_gradformer_authors_code.yaml": {"model_args.layers": 10, "model_args.gamma": 0.5, **AUTHORS_LAYOUT},
 }
 BENCHMARK_CONFIGS = sorted((ROOT / "configs" / "difformer").glob("*.yaml")) + \
     sorted((ROOT / "configs" / "gradformer").glob("*.yaml"))
