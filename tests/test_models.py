@@ -71,3 +71,24 @@ def test_bad_options_are_user_errors():
         gnnformer.create_model("gps", in_channels=3, out_channels=2, local="gine")
     with pytest.raises(ConfigError, match="needs option"):
         gnnformer.create_model("gin", in_channels=3)
+
+
+def test_head_is_honoured_or_refused_never_ignored():
+    """`head` picks the readout MLP or one Linear layer; models whose output layer is fixed refuse a
+    head they would otherwise ignore."""
+    def head_of(name, **cfg):
+        return gnnformer.create_model(name, in_channels=5, out_channels=3, hidden=8, **cfg).head
+
+    mlp, linear = head_of("gin"), head_of("gin", head="linear")
+    assert [type(m).__name__ for m in mlp] == ["Linear", "ReLU", "Dropout", "Linear"]
+    assert isinstance(linear, torch.nn.Linear) and (linear.in_features, linear.out_features) == (8, 3)
+    node = head_of("difformer-s", level="node", head="linear")
+    assert isinstance(node, torch.nn.Linear) and node.out_features == 3
+    with pytest.raises(ConfigError, match="DIFFormer reads nodes out with one Linear layer.*head: mlp cannot apply"):
+        head_of("difformer-s", level="node", head="mlp")
+    with pytest.raises(ConfigError, match="SGFormer reads nodes out.*use only head: linear"):
+        head_of("sgformer", level="node", head="mlp")
+    with pytest.raises(ConfigError, match="plain: true the last convolution.*use no head key"):
+        head_of("gcn", level="node", plain=True, head="linear")
+    with pytest.raises(ConfigError, match="head must be one of mlp, linear"):
+        head_of("gin", head="deep")

@@ -5,7 +5,7 @@ encode(x, encodings) -> [layers] -> readout (graph tasks) -> head.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, ClassVar, Dict
+from typing import Any, ClassVar, Dict, Optional
 
 import torch
 from torch import Tensor, nn
@@ -45,14 +45,14 @@ class ModelConfig:
     dropout: float = 0.0
     pool: str = "mean"
     edge_dim: int = 0  # width of edge_attr, 0 = no edge features used
-    head: str = "mlp"  # see HEADS
+    head: Optional[str] = None  # see HEADS; None = the model's own (the MLP after a graph readout)
 
     def validate(self) -> None:
         if self.level not in ("graph", "node"):
             raise ConfigError(f"level must be 'graph' or 'node', got {self.level!r}.")
         if self.pool not in POOLS:
             raise ConfigError(f"pool must be one of {', '.join(POOLS)}, got {self.pool!r}.")
-        if self.head not in HEADS:
+        if self.head is not None and self.head not in HEADS:
             raise ConfigError(f"head must be one of {', '.join(HEADS)}, got {self.head!r}.")
         for key in ("in_channels", "out_channels", "hidden", "layers"):
             if int(getattr(self, key)) < 1:
@@ -70,6 +70,14 @@ def make_head(cfg: ModelConfig, width: int) -> nn.Module:
         return nn.Linear(width, cfg.out_channels)
     return nn.Sequential(nn.Linear(width, cfg.hidden), nn.ReLU(), nn.Dropout(cfg.dropout),
                          nn.Linear(cfg.hidden, cfg.out_channels))
+
+
+def check_fixed_head(cfg: ModelConfig, allowed: tuple, what: str) -> None:
+    """For a model whose output layer is fixed (``what`` says which): refuse a ``head`` it would
+    otherwise ignore, so a config never silently means something else."""
+    if cfg.head is not None and cfg.head not in allowed:
+        offered = f"only head: {' or '.join(allowed)} (or no head key)" if allowed else "no head key"
+        raise ConfigError(f"{what}, so head: {cfg.head} cannot apply; use {offered}.")
 
 
 class GraphModel(nn.Module):

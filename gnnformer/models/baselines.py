@@ -29,7 +29,7 @@ from ..errors import ConfigError
 from ..nn.dropout import fast_dropout
 from ..nn.local import build_local_conv
 from ..registry import MODELS
-from .base import GraphModel, ModelConfig, check_feature_norm, edge_types, normalise_features
+from .base import GraphModel, ModelConfig, check_feature_norm, check_fixed_head, edge_types, normalise_features
 
 
 @dataclass
@@ -43,6 +43,8 @@ class MPNNConfig(ModelConfig):
         check_feature_norm(self.feature_norm)
         if int(self.heads) < 1:
             raise ConfigError(f"heads must be a positive integer, got {self.heads!r}.")
+        if self.plain:
+            check_fixed_head(self, (), "with plain: true the last convolution outputs the predictions")
 
 
 class MPNNBaseline(GraphModel):

@@ -57,7 +57,7 @@ from ..nn.difformer_kernels import blocked_simple_step, chunked_attention
 from ..nn.dropout import fast_dropout
 from ..nn.transformer_layer import NORMS, make_norm
 from ..registry import MODELS
-from .base import GraphModel, ModelConfig, check_feature_norm, make_head, normalise_features
+from .base import GraphModel, ModelConfig, check_feature_norm, check_fixed_head, make_head, normalise_features
 
 
 @dataclass
@@ -92,6 +92,8 @@ class DIFFormerConfig(ModelConfig):
         if self.qk_norm is not None and self.qk_norm not in QK_NORMS[self.kernel]:
             raise ConfigError(f"qk_norm for this model must be one of {', '.join(QK_NORMS[self.kernel])} "
                               f"(or null for the default), got {self.qk_norm!r}.")
+        if self.level == "node":
+            check_fixed_head(self, ("linear",), "DIFFormer reads nodes out with one Linear layer (the paper's)")
 
 
 @dataclass
@@ -254,6 +256,8 @@ class SGFormerConfig(ModelConfig):
             raise ConfigError(f"graph_weight must be in [0, 1], got {self.graph_weight!r}.")
         if self.aggregate not in ("add", "cat"):
             raise ConfigError(f"aggregate must be 'add' or 'cat', got {self.aggregate!r}.")
+        if self.level == "node":
+            check_fixed_head(self, ("linear",), "SGFormer reads nodes out with PyG's own Linear layer")
 
 
 @MODELS.register("sgformer", "SGFormer (Wu et al. 2023), PyG's implementation: one linear attention layer + a GCN branch")
