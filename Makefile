@@ -43,18 +43,10 @@ test-browser: setup browser
 # same scripts at smoke size, nothing written: a check before a commit, a few minutes.
 DATA ?= ../shared/datasets
 bench: setup
-	$(PY) benchmarks/bench_layers.py
-	$(PY) benchmarks/bench_graph_epoch.py --data-root $(DATA)
-	$(PY) benchmarks/bench_difformer_scaling.py
-	$(PY) benchmarks/bench_difformer_ablation.py
-	$(PY) benchmarks/bench_explainers.py
+	$(PY) -m gnnformer bench --data-root $(DATA)
 
 bench-quick: setup
-	$(PY) benchmarks/bench_layers.py --repeats 2 --graphs 16 --no-write
-	$(PY) benchmarks/bench_graph_epoch.py --data-root $(DATA) --epochs 1 --spd-repeats 1 --models gradformer,pyg_gps --threads 1 --no-write
-	$(PY) benchmarks/bench_difformer_scaling.py --quick
-	$(PY) benchmarks/bench_difformer_ablation.py --quick
-	$(PY) benchmarks/bench_explainers.py --nodes 2 --datasets tree-cycles --epochs 200 --no-write
+	$(PY) -m gnnformer bench --quick --data-root $(DATA)
 
 clean:
 	rm -rf $(VENV) *.egg-info runs

@@ -393,11 +393,38 @@ def demo(epochs, folds, out_dir, quiet) -> None:
     console.print(f"runs, checkpoints and curves in {out_dir}/<model>/")
 
 
+@cli.command()
+@click.option("--quick", is_flag=True, help="Smoke size, nothing written: a check before a commit (a few minutes).")
+@click.option("--only", "only", multiple=True, metavar="PIECE",
+              help="Run only this piece (repeatable): layers, graph-epoch, difformer-scaling, difformer-ablation, "
+                   "explainers.")
+@click.option("--data-root", type=click.Path(file_okay=False), envvar="GNNFORMER_DATA",
+              help="Folder holding NCI1 for the graph-epoch piece (else $GNNFORMER_DATA).")
+@click.option("--dry-run", is_flag=True, help="Print the commands, run nothing.")
+def bench(quick, only, data_root, dry_run) -> int:
+    """The speed and memory suite of every model family; rewrites its tables in BENCHMARKS.md."""
+    from . import bench as suite
+
+    pieces = suite.select(only)
+    suite.check_available(pieces, data_root)
+    if dry_run:
+        for piece in pieces:
+            click.echo(f"{piece.name}: {' '.join(piece.command(quick, data_root))}")
+        return 0
+    done = suite.run_suite(pieces, quick, data_root, echo=click.echo)
+    for name, seconds, status in done:
+        click.echo(f"{name:20s} {seconds:8.1f} s  {'ok' if status == 0 else f'FAILED (exit {status})'}")
+    if any(status != 0 for _, _, status in done):
+        return 1
+    click.echo("tables rewritten in BENCHMARKS.md" if not quick else "quick check passed (nothing written)")
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point: maps every failure to a clear message and an exit code."""
     try:
-        cli.main(args=argv, prog_name="gnnformer", standalone_mode=False)
-        return 0
+        status = cli.main(args=argv, prog_name="gnnformer", standalone_mode=False)
+        return status if isinstance(status, int) else 0  # a command may return its exit status
     except click.exceptions.Exit as exc:  # --help, --version
         return exc.exit_code
     except click.ClickException as exc:  # bad flag or argument
