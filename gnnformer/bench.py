@@ -8,6 +8,7 @@ needs the checkout.
 """
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 import time
@@ -48,6 +49,8 @@ SUITE = (
           quick=("--quick",)),
     Piece("explainers", "bench_explainers.py", "PGM-Explainer against PyG's explainers",
           quick=("--nodes", "2", "--datasets", "tree-cycles", "--epochs", "200", "--no-write")),
+    Piece("distributed", "bench_distributed.py", "epoch time with one and two processes under torchrun",
+          quick=("--cases", "NCI1, gps", "--epochs", "1", "--no-write"), needs_data=True),
 )
 
 
@@ -68,8 +71,8 @@ def check_available(pieces: Sequence[Piece], data_root: Optional[str]) -> None:
                         f"{BENCHMARKS} lacks {', '.join(missing)}; clone the repository and run it there.")
     needing = [p.name for p in pieces if p.needs_data]
     if needing and not data_root:
-        raise DataError(f"{', '.join(needing)} reads NCI1 from a data root: pass --data-root DIR (or set "
-                        "GNNFORMER_DATA), or leave it out with --only.")
+        raise DataError(f"{' and '.join(needing)} need{'s' if len(needing) == 1 else ''} NCI1 from a data root: "
+                        "pass --data-root DIR (or set GNNFORMER_DATA), or leave them out with --only.")
 
 
 def run_suite(pieces: Sequence[Piece], quick: bool, data_root: Optional[str],
@@ -79,7 +82,7 @@ def run_suite(pieces: Sequence[Piece], quick: bool, data_root: Optional[str],
     done = []
     for i, piece in enumerate(pieces, 1):
         command = piece.command(quick, data_root)
-        echo(f"[{i}/{len(pieces)}] {piece.name}: {piece.what}\n  $ {' '.join(command)}")
+        echo(f"[{i}/{len(pieces)}] {piece.name}: {piece.what}\n  $ {shlex.join(command)}")
         start = time.perf_counter()
         status = subprocess.run(command, cwd=BENCHMARKS.parent).returncode
         done.append((piece.name, time.perf_counter() - start, status))

@@ -397,19 +397,21 @@ def demo(epochs, folds, out_dir, quiet) -> None:
 @click.option("--quick", is_flag=True, help="Smoke size, nothing written: a check before a commit (a few minutes).")
 @click.option("--only", "only", multiple=True, metavar="PIECE",
               help="Run only this piece (repeatable): layers, graph-epoch, difformer-scaling, difformer-ablation, "
-                   "explainers.")
+                   "explainers, distributed.")
 @click.option("--data-root", type=click.Path(file_okay=False), envvar="GNNFORMER_DATA",
               help="Folder holding NCI1 for the graph-epoch piece (else $GNNFORMER_DATA).")
 @click.option("--dry-run", is_flag=True, help="Print the commands, run nothing.")
 def bench(quick, only, data_root, dry_run) -> int:
     """The speed and memory suite of every model family; rewrites its tables in BENCHMARKS.md."""
+    import shlex
+
     from . import bench as suite
 
     pieces = suite.select(only)
     suite.check_available(pieces, data_root)
     if dry_run:
         for piece in pieces:
-            click.echo(f"{piece.name}: {' '.join(piece.command(quick, data_root))}")
+            click.echo(f"{piece.name}: {shlex.join(piece.command(quick, data_root))}")
         return 0
     done = suite.run_suite(pieces, quick, data_root, echo=click.echo)
     for name, seconds, status in done:

@@ -19,7 +19,9 @@ def test_bad_requests_are_refused_before_anything_runs(capsys, monkeypatch, tmp_
     assert "unknown benchmark piece(s) nope; the pieces are layers, graph-epoch" in capsys.readouterr().err
     monkeypatch.delenv("GNNFORMER_DATA", raising=False)
     assert cli.main(["bench", "--only", "graph-epoch", "--dry-run"]) == 2
-    assert "graph-epoch reads NCI1 from a data root: pass --data-root" in capsys.readouterr().err
+    assert "graph-epoch needs NCI1 from a data root: pass --data-root" in capsys.readouterr().err
+    assert cli.main(["bench", "--dry-run"]) == 2
+    assert "graph-epoch and distributed need NCI1 from a data root" in capsys.readouterr().err
     monkeypatch.setattr(bench, "BENCHMARKS", tmp_path / "benchmarks")
     assert cli.main(["bench", "--only", "layers", "--dry-run"]) == 2
     err = capsys.readouterr().err
