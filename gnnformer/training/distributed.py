@@ -104,4 +104,7 @@ def wrap(model: torch.nn.Module, ctx: Context, device: torch.device) -> torch.nn
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [device.index] if device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+    # static_graph: every step uses the same parameters, so DDP learns once which ones take part
+    # (a model may leave some unused) instead of walking the autograd graph after every step, as
+    # find_unused_parameters=True would, with a warning on every run.
+    return DistributedDataParallel(model, device_ids=ids, static_graph=True)
