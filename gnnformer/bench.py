@@ -43,9 +43,9 @@ SUITE = (
     Piece("graph-epoch", "bench_graph_epoch.py", "NCI1 training epoch, gradformer/gps against PyG's GPS",
           quick=("--epochs", "1", "--spd-repeats", "1", "--models", "gradformer,pyg_gps", "--threads", "1",
                  "--no-write"), needs_data=True),
-    Piece("difformer-scaling", "bench_difformer_scaling.py", "DIFFormer-s time and memory up to 10^6 nodes",
+    Piece("difformer-scaling", "bench_difformer_scaling.py", "DIFFormer-s time and memory against N, beside PyG's SGFormer",
           quick=("--quick",)),
-    Piece("difformer-ablation", "bench_difformer_ablation.py", "DIFFormer kernels and propagation, ablated",
+    Piece("difformer-ablation", "bench_difformer_ablation.py", "DIFFormer-s fast paths against the plain PyTorch path",
           quick=("--quick",)),
     Piece("explainers", "bench_explainers.py", "PGM-Explainer against PyG's explainers",
           quick=("--nodes", "2", "--datasets", "tree-cycles", "--epochs", "200", "--no-write")),
@@ -70,9 +70,11 @@ def check_available(pieces: Sequence[Piece], data_root: Optional[str]) -> None:
         raise DataError(f"gnnformer bench runs the scripts under benchmarks/ of a source checkout, and "
                         f"{BENCHMARKS} lacks {', '.join(missing)}; clone the repository and run it there.")
     needing = [p.name for p in pieces if p.needs_data]
+    need = f"{' and '.join(needing)} need{'s' if len(needing) == 1 else ''} NCI1 from a data root"
     if needing and not data_root:
-        raise DataError(f"{' and '.join(needing)} need{'s' if len(needing) == 1 else ''} NCI1 from a data root: "
-                        "pass --data-root DIR (or set GNNFORMER_DATA), or leave them out with --only.")
+        raise DataError(f"{need}: pass --data-root DIR (or set GNNFORMER_DATA), or leave them out with --only.")
+    if needing and not Path(data_root).is_dir():
+        raise DataError(f"{need}, and {data_root} is not a folder.")
 
 
 def run_suite(pieces: Sequence[Piece], quick: bool, data_root: Optional[str],

@@ -399,7 +399,7 @@ def demo(epochs, folds, out_dir, quiet) -> None:
               help="Run only this piece (repeatable): layers, graph-epoch, difformer-scaling, difformer-ablation, "
                    "explainers, distributed.")
 @click.option("--data-root", type=click.Path(file_okay=False), envvar="GNNFORMER_DATA",
-              help="Folder holding NCI1 for the graph-epoch piece (else $GNNFORMER_DATA).")
+              help="Folder holding NCI1, for the graph-epoch and distributed pieces (else $GNNFORMER_DATA).")
 @click.option("--dry-run", is_flag=True, help="Print the commands, run nothing.")
 def bench(quick, only, data_root, dry_run) -> int:
     """The speed and memory suite of every model family; rewrites its tables in BENCHMARKS.md."""

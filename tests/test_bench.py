@@ -22,6 +22,8 @@ def test_bad_requests_are_refused_before_anything_runs(capsys, monkeypatch, tmp_
     assert "graph-epoch needs NCI1 from a data root: pass --data-root" in capsys.readouterr().err
     assert cli.main(["bench", "--dry-run"]) == 2
     assert "graph-epoch and distributed need NCI1 from a data root" in capsys.readouterr().err
+    assert cli.main(["bench", "--only", "distributed", "--dry-run", "--data-root", str(tmp_path / "nope")]) == 2
+    assert f"distributed needs NCI1 from a data root, and {tmp_path / 'nope'} is not a folder" in capsys.readouterr().err
     monkeypatch.setattr(bench, "BENCHMARKS", tmp_path / "benchmarks")
     assert cli.main(["bench", "--only", "layers", "--dry-run"]) == 2
     err = capsys.readouterr().err
