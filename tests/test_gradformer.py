@@ -439,6 +439,27 @@ def test_authors_tu_input_and_head(mutag):
         _gradformer(mutag, head="mlp2")
 
 
+def test_shared_attention_init_is_the_released_codes_copied_linear(mutag):
+    """attn_init='shared': Q, K, V and the output projection start as copies of one torch-default
+    Linear (the code's clones(nn.Linear(C, C), 4)), so queries equal keys at the start."""
+    torch.manual_seed(3)
+    model, _ = _gradformer(mutag, attn_init="shared", layers=2)
+    for layer in model.layers:
+        attn = layer.attn
+        q, k, v = attn.in_proj_weight.detach().chunk(3)
+        assert torch.equal(q, k) and torch.equal(k, v) and torch.equal(v, attn.out_proj.weight)
+        assert torch.equal(attn.in_proj_bias.detach().view(3, -1), attn.out_proj.bias.detach().expand(3, -1))
+        bound = 1 / math.sqrt(attn.channels)  # torch's Linear default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+        assert float(q.abs().max()) <= bound and float(q.abs().max()) > 0.9 * bound
+        x = torch.randn(5, attn.channels)
+        torch.testing.assert_close(x @ q.T, x @ k.T)
+    default, _ = _gradformer(mutag, layers=1)
+    q, k, _ = default.layers[0].attn.in_proj_weight.detach().chunk(3)
+    assert not torch.equal(q, k) and float(default.layers[0].attn.in_proj_bias.abs().max()) == 0.0
+    with pytest.raises(ConfigError, match="attn_init must be one of xavier, shared"):
+        _gradformer(mutag, attn_init="orthogonal")
+
+
 def test_gradformer_needs_spd(mutag):
     model, _ = _gradformer(mutag)
     graphs = precompute_encodings(mutag.graphs[:2], rwse=16)

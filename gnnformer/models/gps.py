@@ -13,7 +13,7 @@ from typing import ClassVar, Tuple
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from ..nn import GPSLayer
+from ..nn import GPSLayer, GraphMultiheadAttention
 from ..registry import MODELS
 from .base import GraphModel
 from .transformer import NodeEncoder, TransformerConfig
@@ -27,6 +27,7 @@ class GPSConfig(TransformerConfig):
     attn_dropout: float = 0.5
     rwse: int = 16
     drop_path: float = 0.0  # stochastic depth on the attention branch, per graph (0 = off)
+    attn_init: str = "xavier"  # 'xavier' | 'shared' (Q, K, V and output start as one Linear, as Gradformer's code)
 
     ATTENTION_GRAPHS: ClassVar[Tuple[str, ...]] = ("complete", "edges", "none")
 
@@ -38,6 +39,9 @@ class GPSConfig(TransformerConfig):
             raise ConfigError("local='gine' needs edge features, and this dataset has none (edge_dim=0).")
         if not 0.0 <= float(self.drop_path) < 1.0:
             raise ConfigError(f"drop_path must be in [0, 1), got {self.drop_path!r}.")
+        if self.attn_init not in GraphMultiheadAttention.INITS:
+            raise ConfigError(f"attn_init must be one of {', '.join(GraphMultiheadAttention.INITS)}, "
+                              f"got {self.attn_init!r}.")
 
 
 @MODELS.register("gps", "GraphGPS fused layers: MPNN + attention + FFN, LapPE/RWSE (Rampasek et al. 2022)")
@@ -53,7 +57,8 @@ class GPS(GraphModel):
         self.layers = nn.ModuleList(
             GPSLayer(cfg.hidden, cfg.heads, local=cfg.local, attention_graph=cfg.attention_graph,
                      dropout=cfg.dropout, attn_dropout=cfg.attn_dropout, norm=cfg.norm,
-                     edge_dim=cfg.hidden if uses_edges else None, drop_path=cfg.drop_path)
+                     edge_dim=cfg.hidden if uses_edges else None, drop_path=cfg.drop_path,
+                     attn_init=cfg.attn_init)
             for _ in range(cfg.layers)
         )
 

@@ -79,13 +79,22 @@ class GraphMultiheadAttention(nn.Module):
         dropout: Dropout probability on the attention weights.
         bias: Whether the input and output projections have biases.
         size_groups: Most size groups a ``'complete'`` batch is padded in (1 = one dense batch).
+        init: ``'xavier'`` (torch.nn.MultiheadAttention's: Xavier-uniform input projections, zero
+            biases) or ``'shared'``: one default-initialised ``nn.Linear(C, C)`` copied into the query,
+            key, value and output projections, as the released Gradformer code builds its attention
+            (``copy.deepcopy`` of one Linear); queries then start equal to keys.
     """
 
+    INITS = ("xavier", "shared")
+
     def __init__(self, channels: int, heads: int, dropout: float = 0.0, bias: bool = True,
-                 size_groups: int = 8) -> None:
+                 size_groups: int = 8, init: str = "xavier") -> None:
         super().__init__()
         if channels % heads != 0:
             raise ValueError(f"channels ({channels}) must be divisible by heads ({heads})")
+        if init not in self.INITS:
+            raise ValueError(f"init must be one of {', '.join(self.INITS)}, got {init!r}")
+        self.init = init
         self.channels = channels
         self.heads = heads
         self.head_dim = channels // heads
@@ -100,6 +109,13 @@ class GraphMultiheadAttention(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        if self.init == "shared":
+            self.out_proj.reset_parameters()  # torch's Linear default, then copied to Q, K and V
+            with torch.no_grad():
+                self.in_proj_weight.copy_(self.out_proj.weight.repeat(3, 1))
+                if self.in_proj_bias is not None:
+                    self.in_proj_bias.copy_(self.out_proj.bias.repeat(3))
+            return
         # Same initialisation as torch.nn.MultiheadAttention.
         nn.init.xavier_uniform_(self.in_proj_weight)
         self.out_proj.reset_parameters()

@@ -53,6 +53,8 @@ class GPSLayer(nn.Module):
         edge_dim: Edge feature size for ``'gine'``/``'gat'``/``'gatedgcn'`` (``'gatedgcn'`` needs
             ``edge_dim == channels`` for its edge residual).
         drop_path: Probability of dropping the attention branch for a whole graph (training only).
+        attn_init: Initialisation of the attention's projections, ``'xavier'`` or ``'shared'`` (see
+            :class:`~gnnformer.nn.GraphMultiheadAttention`).
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class GPSLayer(nn.Module):
         ffn_ratio: int = 2,
         edge_dim: int | None = None,
         drop_path: float = 0.0,
+        attn_init: str = "xavier",
     ) -> None:
         super().__init__()
         local, attention_graph = local.lower(), attention_graph.lower()
@@ -90,9 +93,8 @@ class GPSLayer(nn.Module):
 
         # 'gatedgcn' leaves the residual to this layer, so every conv fits Norm(x + Dropout(MPNN(x))).
         self.conv = build_local_conv(local, channels, edge_dim, residual=False)
-        self.attn = (
-            None if attention_graph == "none" else GraphMultiheadAttention(channels, heads, dropout=attn_dropout)
-        )
+        self.attn = (None if attention_graph == "none"
+                     else GraphMultiheadAttention(channels, heads, dropout=attn_dropout, init=attn_init))
         self.norm_local = make_norm(norm, channels) if self.conv is not None else None
         self.norm_attn = make_norm(norm, channels) if self.attn is not None else None
         self.norm_ffn = make_norm(norm, channels)
