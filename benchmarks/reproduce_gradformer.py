@@ -217,7 +217,13 @@ DEPTH_NOTES = [
     "configs/gradformer/depth_nci1_gradformer_24layers.yaml --data-root ../shared/datasets runs=1 epochs=10 "
     "model.attn_init=shared`, and the same without the last key; one thread, 2026-12-04) both fit 60-62% of their "
     "training graphs (shared 60.2, Xavier 61.6) with training losses of 0.72-0.73 in epoch 10 (above the 0.69 of a constant guess). What else keeps the "
-    "24-layer rows from training in 100 epochs, where the paper reports 84.25, is not found yet."]
+    "24-layer rows from training in 100 epochs, where the paper reports 84.25, is not found yet.",
+    "How much one run says: the 12-layer rows with the authors' layout, run through this script (one thread), "
+    "test at gradformer 81.5 and gps 86.6; the same configs and seed through `gnnformer train --config "
+    "configs/gradformer/depth_nci1_<model>_12layers.yaml --data-root ../shared/datasets runs=1` (torch's default "
+    "two threads, 2026-12-04) tested at 84.2 and 81.8. The thread count changes the order of floating-point sums, "
+    "and with it the trajectory, by up to 5 points here: single-seed depth rows cannot rank gradformer against gps, "
+    "and the paper's gap between them needs the full 10 seeds."]
 
 
 def under_trained(results: dict) -> str:
