@@ -11,7 +11,8 @@ torchrun (the cores split between them: ``OMP_NUM_THREADS`` = cores / processes)
 configuration runs in fresh processes through the trainer's own ``train_one`` (the path
 ``gnnformer train`` takes); the epoch time is wall time from one epoch's end to the next
 (training on the rank's share + the gathered validation pass), the first epoch left out, median of
-the rest.
+the rest; every configuration runs ``--repeats`` times, interleaved with the others, and the table
+gives the median over those runs with their range.
 """
 from __future__ import annotations
 
@@ -96,15 +97,17 @@ def render(rows: list, command: str, load: float | None) -> str:
              f"- command: `{command}`; machine: {machine}; date: {dt.date.today().isoformat()}"
              + (f"; other load on the machine before the run: {100 * load:.0f}% of its CPU" if load is not None else ""),
              "- epoch: training on the process's share (graphs, or node partitions of 100,000) + the validation pass "
-             "gathered over all processes; the median of the epochs after the first", "",
-             "| case | processes | launcher | threads per process | s / epoch | vs one process, no launcher |",
-             "|---|---:|---|---:|---:|---:|"]
+             "gathered over all processes; the median of the epochs after the first",
+             "- each configuration ran in fresh processes several times, interleaved with the others; s / epoch is the "
+             "median over those runs (each run's own value: the median of its timed epochs), with their range", "",
+             "| case | processes | launcher | threads per process | s / epoch | range over runs | vs one process, no launcher |",
+             "|---|---:|---|---:|---:|---|---:|"]
     for case in dict.fromkeys(r["case"] for r in rows):
         mine = [r for r in rows if r["case"] == case]
         base = next(r["epoch_s"] for r in mine if not r["launcher"])
         for r in mine:
             lines.append(f"| {case} | {r['processes']} | {'torchrun' if r['launcher'] else 'none'} | {r['threads']} | "
-                         f"{r['epoch_s']:.2f} | {base / r['epoch_s']:.2f}x |")
+                         f"{r['epoch_s']:.2f} | {r['range'][0]:.2f}-{r['range'][1]:.2f} | {base / r['epoch_s']:.2f}x |")
     lines.append("")
     lines += findings_lines([
         "Two processes on this 2-core machine share the same two cores that one process with two threads uses: "
@@ -113,7 +116,9 @@ def render(rows: list, command: str, load: float | None) -> str:
         "a speed-up from more hardware. On a machine with N GPUs, or several machines, the same command scales the "
         "hardware: `torchrun --nproc-per-node N -m gnnformer train ...` (one GPU per process, NCCL), and for "
         "several machines `torchrun --nnodes M --nproc-per-node N --rdzv-backend c10d --rdzv-endpoint HOST:PORT "
-        "-m gnnformer train ...` on each machine."])
+        "-m gnnformer train ...` on each machine.",
+        "This machine's timings drift: the same configuration, run again minutes later, differed by up to 30% "
+        "(the range column). A difference smaller than the ranges is not a difference."])
     return "\n".join(lines) + "\n"
 
 
@@ -121,6 +126,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-root", default=os.environ.get("GNNFORMER_DATA"))
     ap.add_argument("--epochs", type=int, default=3, help="timed epochs (after one warm-up epoch)")
+    ap.add_argument("--repeats", type=int, default=3, help="fresh runs of every configuration, interleaved")
     ap.add_argument("--cases", nargs="*", choices=list(CASES), default=list(CASES))
     ap.add_argument("--sbm-nodes", type=int, default=1_000_000, help="reduce the SBM case (a smaller table is not written)")
     ap.add_argument("--no-write", action="store_true")
@@ -135,12 +141,20 @@ def main() -> None:
     CASES["SBM 10^6 nodes, difformer-s"]["dataset_args"]["num_nodes"] = args.sbm_nodes
     load = background_load()
     rows = []
+    configs = ((1, False), (1, True), (2, True))
     for case in args.cases:
-        for processes, launcher in ((1, False), (1, True), (2, True)):
-            r = measure(CASES[case], processes, launcher, args.epochs, data_root)
-            rows.append({"case": case, **r})
-            print(f"{case}: {processes} process(es), {'torchrun' if launcher else 'no launcher'}: "
-                  f"{r['epoch_s']:.2f} s/epoch (wall {r['wall_s']:.0f} s)", flush=True)
+        # Round robin over the configurations, so that slow drift of the machine (repeated runs of one
+        # configuration differed by up to 30%) spreads over all of them instead of biasing one.
+        runs = {c: [] for c in configs}
+        for repeat in range(args.repeats):
+            for processes, launcher in configs:
+                r = measure(CASES[case], processes, launcher, args.epochs, data_root)
+                runs[(processes, launcher)].append(r)
+                print(f"{case}: {processes} process(es), {'torchrun' if launcher else 'no launcher'}, repeat "
+                      f"{repeat + 1}: {r['epoch_s']:.2f} s/epoch (wall {r['wall_s']:.0f} s)", flush=True)
+        for (processes, launcher), done in runs.items():
+            times = [r["epoch_s"] for r in done]
+            rows.append({"case": case, **done[0], "epoch_s": statistics.median(times), "range": (min(times), max(times))})
     text = render(rows, "python " + " ".join([f"benchmarks/{Path(__file__).name}"] + sys.argv[1:]), load)
     print(text)
     if not args.no_write and set(args.cases) == set(CASES) and args.sbm_nodes == 1_000_000:
