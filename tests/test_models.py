@@ -92,3 +92,20 @@ def test_head_is_honoured_or_refused_never_ignored():
         head_of("gcn", level="node", plain=True, head="linear")
     with pytest.raises(ConfigError, match="head must be one of mlp, linear"):
         head_of("gin", head="deep")
+
+
+def test_checkpoints_that_stored_the_old_head_default_still_load():
+    """Before `head` could be left to the model, every checkpoint stored head='mlp', which node-level
+    DIFFormer ignored; such a checkpoint loads as the same model, with the same outputs."""
+    from torch_geometric.data import Data
+
+    from gnnformer.training.inference import model_from_checkpoint
+
+    config = model_config("difformer-s", in_channels=5, out_channels=3, level="node", hidden=8).to_dict()
+    model = gnnformer.create_model("difformer-s", **config).eval()
+    old = {"model": "difformer-s", "model_config": {**config, "head": "mlp"}, "state_dict": model.state_dict()}
+    data = Data(x=torch.randn(6, 5), edge_index=torch.tensor([[0, 1, 2, 3, 4], [1, 2, 3, 4, 5]]))
+    with torch.no_grad():
+        torch.testing.assert_close(model_from_checkpoint(old)(data), model(data))
+    with pytest.raises(ConfigError, match="head: mlp cannot apply"):
+        gnnformer.create_model("difformer-s", **old["model_config"])

@@ -10,7 +10,7 @@ from torch_geometric.loader import DataLoader
 from ..datasets import FeatureSchema, Split, load_dataset, read_graphs_for_predict
 from ..datasets.encodings import precompute_encodings
 from ..datasets.molecules import TASK_NAMES
-from ..errors import CheckpointError, DataError
+from ..errors import CheckpointError, ConfigError, DataError
 from ..models import create_model
 from ..tasks import get_task
 from .checkpoint import load_checkpoint
@@ -19,7 +19,15 @@ from .settings import ExperimentConfig, config_from_mapping
 
 
 def model_from_checkpoint(ckpt: Dict[str, Any]) -> torch.nn.Module:
-    model = create_model(ckpt["model"], **ckpt["model_config"])
+    config = dict(ckpt["model_config"])
+    try:
+        model = create_model(ckpt["model"], **config)
+    except ConfigError:
+        # Checkpoints written while `head` defaulted to "mlp" store it even for models with a fixed
+        # output layer, which ignored it then: it meant "the model's own", as no head key means now.
+        if config.get("head") != "mlp":
+            raise
+        model = create_model(ckpt["model"], **{**config, "head": None})
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as err:
