@@ -95,9 +95,10 @@ FINDINGS: list[str] = [
     "published 84.1 ± 0.6, level with DIFFormer-s here as in the paper. Its best validation epochs fall at "
     "255-497, so the public-split row, reduced to 200 epochs while the machine was shared, is under-trained "
     "(two of its three runs peaked at epochs 196-197 of 200) and says little. On the authors' split its first "
-    "seed scores 84.5 (`--only cora_difformer-a_authors --max-runs 1`, 2026-12-04; the rest of the five runs "
-    "and CiteSeer, about 15-20 minutes a run here, are not run yet), beside the authors' code's 84.7 on the same "
-    "split and the paper's 84.1.",
+    "seed scores 84.5 (`--only cora_difformer-a_authors --max-runs 1`, 2026-12-04), beside the authors' code's "
+    "84.7 on the same split and the paper's 84.1; on CiteSeer's authors' split its first seed scores 74.8 "
+    "(`--only citeseer_difformer-a_authors --max-runs 1`; difformer-s 75.2 there). The other four seeds of "
+    "each, about 15-20 minutes a run here, are not run yet.",
     "PyG's SGFormer is run as PyG ships it, with the SGFormer authors' Cora hyper-parameters, and "
     "scores far below the other models. Its GCN branch hard-codes BatchNorm after every layer, the "
     "same construction that cost our old baselines six points on 140 labelled nodes (first finding). The "
