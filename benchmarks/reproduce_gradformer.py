@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import os
 import platform
@@ -160,7 +161,13 @@ def authors_split_findings(results: dict) -> list:
 
 def layout(r: dict) -> str:
     """The input layer and head a saved row ran with, read from its config."""
-    args = yaml.safe_load((ROOT / r["config"]).read_text()).get("model_args", {})
+    return config_layout(r["config"])
+
+
+@functools.lru_cache(maxsize=None)
+def config_layout(config: str) -> str:
+    # Asked for every row in sorting, the table and each finding: read each config once.
+    args = yaml.safe_load((ROOT / config).read_text()).get("model_args", {})
     authors = args.get("pe_combine") == "sum" and args.get("head") == "linear"
     return "authors'" if authors else "GraphGPS's"
 
@@ -242,7 +249,6 @@ def under_trained(results: dict) -> str:
     if fine:
         text += "Trained (fit 80% or more, or selected earlier): " + ", ".join(fine) + "."
     return text.strip()
-
 
 
 def pct(summary: dict, key: str) -> str:
