@@ -99,11 +99,29 @@ def partial_path(out: Path) -> Path:
     return out.parent / "partial" / (out.stem + ".partial")
 
 
-def cached(out: Path, make: Callable[[], Dict[str, Any]]) -> Dict[str, Any]:
-    """The result saved at ``out``, or ``make()`` saved there first."""
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def cached(out: Path, make: Callable[[], Dict[str, Any]], runs: Optional[int] = None) -> Dict[str, Any]:
+    """The result saved at ``out``, or ``make()`` saved there first.
+
+    ``runs`` is how many seeds the caller wants now (None: the whole protocol). A saved result with
+    fewer is continued rather than kept: its seeds go to ``partial_path(out)``, where ``run_config``
+    (given that path) finds them and trains only the missing ones."""
     if out.exists():
-        print(f"{out.relative_to(ROOT)}: done before, kept", flush=True)
-        return json.loads(out.read_text())
+        saved = json.loads(out.read_text())
+        total = saved.get("runs_in_protocol")
+        want = total if runs is None or total is None else min(runs, total)
+        done = saved.get("runs_done")
+        if want is None or done is None or done >= want or "settings" not in saved:
+            print(f"{_shown(out)}: done before, kept", flush=True)
+            return saved
+        part = partial_path(out)
+        if not part.exists():
+            part.parent.mkdir(parents=True, exist_ok=True)
+            part.write_text(json.dumps({"settings": saved["settings"], "per_run": saved["per_run"]}, indent=1))
+        print(f"{_shown(out)}: {done} of {want} seeds saved, continuing", flush=True)
     res = make()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1))

@@ -32,7 +32,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_layers import findings_lines, write_section  # noqa: E402
-from difformer_runs import CONFIGS, RESULTS, ROOT, cached, run_config  # noqa: E402
+from difformer_runs import CONFIGS, RESULTS, ROOT, cached, partial_path, run_config  # noqa: E402
 
 OUT = RESULTS / "citation"
 MARK = "<!-- reproduce_difformer -->"
@@ -203,7 +203,9 @@ def main() -> None:
                 overrides["data_root"] = args.data_root
             if args.epochs:
                 overrides["epochs"] = min(args.epochs, values["epochs"])
-            cached(OUT / f"{path.stem}.json", lambda path=path, o=overrides: run_config(path, o, args.max_runs))
+            out = OUT / f"{path.stem}.json"
+            cached(out, lambda path=path, o=overrides, out=out: run_config(path, o, args.max_runs, partial_path(out)),
+                   args.max_runs)
             write_section(ROOT / "BENCHMARKS.md", MARK, render())
     write_section(ROOT / "BENCHMARKS.md", MARK, render())
     print(render())

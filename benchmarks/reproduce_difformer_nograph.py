@@ -57,7 +57,7 @@ def stage_main(max_runs: int | None, only: list[str] | None) -> None:
         for k in BUDGETS:
             out = OUT / f"{stem}_{k}pc.json"
             cached(out, lambda stem=stem, k=k, out=out: run_config(CONFIGS / f"{stem}.yaml", {"per_class": k}, max_runs,
-                                                                   partial=partial_path(out)))
+                                                                   partial=partial_path(out)), max_runs)
             write_section(ROOT / "BENCHMARKS.md", MARK, render())
 
 

@@ -85,7 +85,7 @@ def stage_main(data_root: str | None, datasets: list[str], max_runs: int | None)
             stem = f"{prefix}_{suffix}"
             out = OUT / f"{stem}.json"
             cached(out, lambda stem=stem, out=out: run_config(CONFIGS / f"{stem}.yaml", _overrides(data_root), max_runs,
-                                                              partial=partial_path(out)))
+                                                              partial=partial_path(out)), max_runs)
             write_section(ROOT / "BENCHMARKS.md", MARK, render())
 
 
