@@ -44,7 +44,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_graph_epoch import background_load, rss_mib  # noqa: E402
+from bench_graph_epoch import background_load, matmul_peak, rss_mib  # noqa: E402
 from bench_layers import write_section  # noqa: E402
 
 MARK = "bench_difformer_scaling"
@@ -85,26 +85,10 @@ def step_flops(n: int, nnz: int, f: int = FEATURES, d: int = SIZE["hidden"], lay
     return parts
 
 
-def matmul_peak(size: int = 4096, repeats: int = 5) -> float:
-    """GFLOP/s of the best of ``repeats`` float32 ``size^3`` matmuls (torch's threads)."""
-    import torch
-
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(repeats))
-    return 2 * size**3 / best / 1e9
-
-
 def cpu_seconds() -> float:
     """User + system CPU time of this process so far (all its threads)."""
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
-
-
-def _timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
 
 
 # --------------------------------------------------------------------------------------------

@@ -63,6 +63,32 @@ def background_load(seconds: float = 2.0) -> float | None:
     return 1.0 - (idle1 - idle0) / max(total1 - total0, 1)
 
 
+def matmul_peak(size: int = 4096, repeats: int = 5) -> float:
+    """GFLOP/s of the best of ``repeats`` float32 ``size^3`` matmuls (torch's threads): the machine's
+    peak against which the benchmarks put their achieved rates."""
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * size**3 / best / 1e9
+
+
+def epoch_gflop(run_epoch) -> float:
+    """Floating-point operations (GFLOP) of one call of ``run_epoch``, forward and backward, as
+    torch's ``FlopCounterMode`` counts them: matrix products (mm, bmm, addmm, baddbmm, fused
+    attention) only; gathers, scatters and element-wise work are not counted."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        run_epoch()
+    return counter.get_total_flops() / 1e9
+
+
 def load(data_root: str | None):
     from gnnformer.datasets import load_dataset
 
@@ -93,13 +119,18 @@ def child_ours(name: str, args) -> dict:
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     ev = T.Evaluator(prep, cfg.batch_size, torch.device("cpu"), bucket=cfg.bucket and prep.dense_attention)
     gen = torch.Generator().manual_seed(0)
+    def run_epoch():
+        T.train_epoch(model, opt, prep.task, ev.loader(split.train, shuffle=True, generator=gen), torch.device("cpu"))
+
     times = []
     for _ in range(1 + args.epochs):
         t0 = time.perf_counter()
-        T.train_epoch(model, opt, prep.task, ev.loader(split.train, shuffle=True, generator=gen), torch.device("cpu"))
+        run_epoch()
         times.append(time.perf_counter() - t0)
+    peak = rss_mib()  # before the counted epoch, whose bookkeeping is not the model's
     enc = ", ".join(f"{k}={v}" for k, v in prep.encodings.items()) or "none"
-    return {"times": times[1:], "warmup": times[0], "base_mib": base, "peak_mib": rss_mib(),
+    return {"times": times[1:], "warmup": times[0], "base_mib": base, "peak_mib": peak,
+            "gflop": epoch_gflop(run_epoch) if args.flops else None,
             "params": sum(p.numel() for p in model.parameters()), "graphs": len(split.train), "encodings": enc}
 
 
@@ -137,9 +168,7 @@ def child_pyg(args) -> dict:
     model = PygGPS(ds.num_features, SIZE["hidden"], ds.out_dim, SIZE["layers"], SIZE["heads"])
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loader = DataLoader(train, batch_size=args.batch_size, shuffle=True)
-    times = []
-    for _ in range(1 + args.epochs):
-        t0 = time.perf_counter()
+    def run_epoch():
         model.train()
         for batch in loader:
             opt.zero_grad()
@@ -147,8 +176,15 @@ def child_pyg(args) -> dict:
             loss.backward()
             opt.step()
             loss.item()
+
+    times = []
+    for _ in range(1 + args.epochs):
+        t0 = time.perf_counter()
+        run_epoch()
         times.append(time.perf_counter() - t0)
-    return {"times": times[1:], "warmup": times[0], "base_mib": base, "peak_mib": rss_mib(),
+    peak = rss_mib()
+    return {"times": times[1:], "warmup": times[0], "base_mib": base, "peak_mib": peak,
+            "gflop": epoch_gflop(run_epoch) if args.flops else None,
             "params": sum(p.numel() for p in model.parameters()), "graphs": len(train), "encodings": "none"}
 
 
@@ -202,7 +238,7 @@ def child_spd(args) -> dict:
 
 def run_child(what: str, args) -> dict:
     cmd = [sys.executable, __file__, "--child", what, "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
-           "--spd-repeats", str(args.spd_repeats), "--threads", str(args.threads)]
+           "--spd-repeats", str(args.spd_repeats), "--threads", str(args.threads)] + (["--no-flops"] if not args.flops else [])
     if args.data_root:
         cmd += ["--data-root", args.data_root]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
@@ -230,6 +266,8 @@ def main() -> None:
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--no-flops", dest="flops", action="store_false",
+                    help="skip the extra epoch per model that counts its floating-point operations")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
 
@@ -250,6 +288,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     warm_caches(args)
     load_before = background_load()
+    peak = matmul_peak() if args.flops else None
     if load_before is not None and load_before > 0.1:
         print(f"warning: the machine is {load_before:.0%} busy before the run; timings will be slower and noisier",
               flush=True)
@@ -278,7 +317,8 @@ def main() -> None:
              "gradformer:bucket": "gnnformer gradformer (size-bucketed batches)",
              "pyg_gps": "PyG GPSConv model (DataLoader shuffle)"}
     command = "python benchmarks/bench_graph_epoch.py" + (f" --epochs {args.epochs}" if args.epochs != 3 else "") + (
-        f" --threads {args.threads}" if args.threads else "") + (f" --data-root {args.data_root}" if args.data_root else "")
+        f" --threads {args.threads}" if args.threads else "") + (f" --data-root {args.data_root}" if args.data_root else "") + (
+        "" if args.flops else " --no-flops")
     graphs = next((r["graphs"] for r in results.values() if "graphs" in r), "?")
     mark = f"<!-- {MARK}:cpu -->"
     lines = [mark, "## Graph-level training epoch, NCI1 (cpu)", "",
@@ -288,16 +328,25 @@ def main() -> None:
              f"4 layers, 64 channels, 4 heads, GIN local branch, attention dropout 0.5, Adam; one warm-up epoch, "
              f"then the median of {args.epochs} epochs (forward + backward + Adam step). Each model runs in a fresh "
              "process; memory is that process's peak RSS, and its growth over the same process after loading "
-             "the data and encodings.", "",
-             "| model | encodings | s / epoch | PyG / ours | peak RSS (MiB) | over data (MiB) |",
-             "|---|---|---:|---:|---:|---:|"]
+             "the data and encodings."]
+    if peak:
+        lines.append(f"- arithmetic: float32 matmul peak measured in this run (4096^3, best of 5) **{peak:.1f} GFLOP/s**; "
+                     "GFLOP per epoch counted by torch's `FlopCounterMode` over one more epoch, forward and backward "
+                     "(matrix products only: projections, attention score and value products, MLPs; message-passing "
+                     "gathers and scatters, softmax and other element-wise work are not counted), divided by the "
+                     "median epoch time for the achieved rate.")
+    lines += ["", "| model | encodings | s / epoch | PyG / ours | GFLOP / epoch | GFLOP/s (% of peak) | peak RSS (MiB) "
+              "| over data (MiB) |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     for name, res in results.items():
         if "skipped" in res:
-            lines.append(f"| {label.get(name, name)} | - | skipped: {res['skipped']} | | | |")
+            lines.append(f"| {label.get(name, name)} | - | skipped: {res['skipped']} | | | | | |")
             continue
         t = statistics.median(res["times"])
         ratio = f"{peer_t / t:.2f}" if peer_t and name != "pyg_gps" else "1.00" if name == "pyg_gps" else "-"
-        lines.append(f"| {label.get(name, name)} | {res['encodings']} | {t:.2f} | {ratio} | {res['peak_mib']:.0f} | "
+        gflop = res.get("gflop")
+        rate = f"{gflop / t:.1f} ({100 * gflop / t / peak:.0f}%)" if gflop and peak else "-"
+        lines.append(f"| {label.get(name, name)} | {res['encodings']} | {t:.2f} | {ratio} | "
+                     f"{f'{gflop:.1f}' if gflop else '-'} | {rate} | {res['peak_mib']:.0f} | "
                      f"{res['peak_mib'] - res['base_mib']:.0f} |")
     lines += ["",
               f"Attention cells per epoch (dense batches, sum of B * Nmax^2, mean of 5 epochs) against the "
