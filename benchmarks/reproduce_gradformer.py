@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_layers import findings_lines, write_section  # noqa: E402
 import gnnformer.training as T  # noqa: E402
+from gnnformer.training.experiment import run_key  # noqa: E402
 from gnnformer.tasks.metrics import summarise  # noqa: E402
 
 CONFIGS = ROOT / "configs" / "gradformer"
@@ -127,7 +128,15 @@ def run_config(path: Path, data_root: str | None, epochs: int | None, max_runs: 
         if i < len(per_run):
             continue
         t_run = time.perf_counter()
-        _, hist, res = T.train_one(cfg, prep, split, seed)
+        # A run of a deep row takes an hour here: its state is saved every epoch, so a run stopped
+        # mid-way continues from its last epoch when the row is run again.
+        state = None if out is None else out.parent / "partial" / f"{out.stem}.run{i}.state.pt"
+        if state is not None:
+            state.parent.mkdir(parents=True, exist_ok=True)
+        _, hist, res = T.train_one(cfg, prep, split, seed, state_path=state,
+                                   state_key=run_key(cfg.to_dict(), seed, split))
+        if state is not None:
+            state.unlink(missing_ok=True)
         train_s += time.perf_counter() - t_run
         per_run.append({"seed": seed, "epochs_run": len(hist), **res})
         print(f"  {path.stem} run {i + 1}/{len(wanted)}: test {res['test']}", flush=True)
@@ -167,9 +176,12 @@ def layout(r: dict) -> str:
 @functools.lru_cache(maxsize=None)
 def config_layout(config: str) -> str:
     # Asked for every row in sorting, the table and each finding: read each config once.
-    args = yaml.safe_load((ROOT / config).read_text()).get("model_args", {})
-    authors = args.get("pe_combine") == "sum" and args.get("head") == "linear"
-    return "authors'" if authors else "GraphGPS's"
+    values = yaml.safe_load((ROOT / config).read_text())
+    args = values.get("model_args", {})
+    name = "authors'" if args.get("pe_combine") == "sum" and args.get("head") == "linear" else "GraphGPS's"
+    if values.get("scheduler", "constant") != "constant":  # the authors' TU runs keep Adam's lr constant
+        name += f", {values['scheduler']} lr after {values.get('warmup_epochs', 0)} warm-up epochs"
+    return name
 
 
 def depth_findings(results: dict) -> list:
@@ -189,7 +201,8 @@ def depth_findings(results: dict) -> list:
                 f"(epoch{'s' if len(best) > 1 else ''} {span(min(best), max(best), '{}')})")
 
     parts = []
-    for name in ("GraphGPS's", "authors'"):
+    names = sorted({layout(r) for s, r in results.items() if TABLES["depth"](s)}, key=lambda n: (n != "GraphGPS's", n))
+    for name in names:
         for model in ("gradformer", "gps"):
             rows = sorted((r for s, r in results.items() if TABLES["depth"](s) and r["model"] == model
                            and layout(r) == name), key=lambda r: r["layers"])
@@ -294,7 +307,8 @@ def render() -> str:
     depth = [r for s, r in results.items() if TABLES["depth"](s)]
     if depth:
         lines += ["### Depth: NCI1 with 12 and 24 layers", "",
-                  "| model | layers | input and head | protocol | test accuracy (%) | paper (%) | runs | date |",
+                  "| model | layers | input and head (lr schedule if not constant) | protocol | test accuracy (%) "
+                  "| paper (%) | runs | date |",
                   "|---|---:|---|---|---:|---:|---|---|"]
         for r in sorted(depth, key=lambda r: (r["model"], r["layers"], layout(r))):
             paper = PAPER_DEPTH.get((r["model"], r["layers"])) if layout(r) == "authors'" else None

@@ -26,6 +26,8 @@ VARIANTS = {
     "depth_nci1_gps_12layers_graphgps_layout.yaml": {"model_args.layers": 12},
     "depth_nci1_gradformer_12layers_graphgps_layout.yaml": {"model_args.layers": 12},
     "proteins_gradformer_authors_code.yaml": {"model_args.layers": 10, "model_args.gamma": 0.5, **AUTHORS_LAYOUT},
+    "depth_nci1_gradformer_24layers_warmup.yaml": {"model_args.layers": 24, **AUTHORS_LAYOUT,
+                                                   "scheduler": "cosine", "warmup_epochs": 5},
 }
 BENCHMARK_CONFIGS = sorted((ROOT / "configs" / "difformer").glob("*.yaml")) + \
     sorted((ROOT / "configs" / "gradformer").glob("*.yaml"))
