@@ -54,6 +54,8 @@ def test_config_file_errors_name_the_file_and_line(tmp_path):
     ({"dataset_args": 3}, "dataset_args must be a mapping, got 3"),
     ({"colour": "red"}, "Unknown setting.*colour"),
     ({"folds": 2}, "folds must be 0 .no cross-validation. or at least 3"),
+    ({"grad_clip": 0}, "grad_clip must be a positive gradient norm, or null"),
+    ({"grad_clip": "big"}, "grad_clip must be a number, got 'big'"),
 ])
 def test_each_bad_setting_has_its_own_message(values, message):
     with pytest.raises(ConfigError, match=message):
@@ -109,3 +111,47 @@ def test_training_follows_the_schedule(tmp_path):
     _, history, _ = train_one(cfg, prep, split, seed)
     want = [0.01 * lr_factor("cosine", e, 4, 1) for e in range(4)]
     assert [h["lr"] for h in history] == pytest.approx(want)
+
+
+def test_grad_clip_scales_the_gradient_to_the_norm_before_each_step():
+    import torch
+
+    from gnnformer.training.optim import build_optimizer
+
+    w = torch.nn.Parameter(torch.zeros(2))
+    b = torch.nn.Parameter(torch.zeros(1))
+    opt = build_optimizer("adam", [w, b], lr=0.1, weight_decay=0.0, grad_clip=1.0)
+    w.grad, b.grad = torch.tensor([3.0, 0.0]), torch.tensor([4.0])  # global norm 5
+    opt.step()
+    # scaled by 1/5 before Adam read them: its first moment holds the clipped gradient
+    assert w.grad.tolist() == pytest.approx([0.6, 0.0]) and b.grad.tolist() == pytest.approx([0.8])
+    assert opt.state[w]["exp_avg"].tolist() == pytest.approx([0.1 * 0.6, 0.0])
+    w.grad, b.grad = torch.tensor([0.3, 0.0]), torch.tensor([0.4])  # norm 0.5: under the limit, untouched
+    opt.step()
+    assert w.grad.tolist() == pytest.approx([0.3, 0.0]) and b.grad.tolist() == pytest.approx([0.4])
+
+
+def test_grad_clip_is_left_out_of_the_settings_while_off():
+    # settings saved before the key existed must still match the same experiment (resume keys)
+    assert "grad_clip" not in config_from_mapping({"model": "gin", "dataset": "MUTAG"}).to_dict()
+    assert config_from_mapping({"model": "gin", "dataset": "MUTAG", "grad_clip": 2}).to_dict()["grad_clip"] == 2.0
+
+
+def test_training_with_grad_clip_differs_from_training_without(tmp_path):
+    from gnnformer.training import prepare, make_splits, train_one
+
+    base = {"model": "gin", "dataset": "MUTAG", "epochs": 2, "lr": 0.05, "model_args": {"hidden": 16}}
+    states = []
+    for clip in (None, 1e-3):
+        cfg = config_from_mapping({**base, "grad_clip": clip})
+        prep = prepare(cfg)
+        seed, split = make_splits(cfg, prep)[0]
+        model, history, _ = train_one(cfg, prep, split, seed)
+        states.append(flat_params(model))
+    assert not states[0].allclose(states[1])
+
+
+def flat_params(model):
+    import torch
+
+    return torch.cat([p.detach().flatten() for p in model.parameters()])

@@ -104,7 +104,7 @@ def train_one(cfg: ExperimentConfig, prep: Prepared, split: Split, seed: int,
     task = prep.task
     model = create_model(cfg.model, **prep.model_cfg).to(device)
     trained = wrap(model, ctx, device)  # DistributedDataParallel under torchrun (distributed.py)
-    opt = build_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.weight_decay)
+    opt = build_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.weight_decay, cfg.grad_clip)
     schedule = build_scheduler(cfg.scheduler, opt, cfg.epochs, cfg.warmup_epochs)
     # Size buckets only where they save compute: they also make batches less random.
     ev = Evaluator(prep, cfg.batch_size, device, bucket=cfg.bucket and prep.dense_attention,

@@ -7,7 +7,7 @@ epoch: the factor on ``lr`` is ``e / w`` during the ``w`` warm-up epochs, then
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from typing import Iterable, Optional
 
 import torch
 
@@ -15,8 +15,19 @@ OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 SCHEDULERS = ("constant", "cosine")
 
 
-def build_optimizer(name: str, params: Iterable, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    return OPTIMIZERS[name](params, lr=lr, weight_decay=weight_decay)
+def build_optimizer(name: str, params: Iterable, lr: float, weight_decay: float,
+                    grad_clip: Optional[float] = None) -> torch.optim.Optimizer:
+    """``name``'s optimizer; with ``grad_clip``, every ``step()`` first scales the gradients so that
+    their global L2 norm is at most ``grad_clip`` (as ``clip_grad_norm_``). Clipping in a step
+    pre-hook reaches every training path (mini-batches, full graph, partitions, DDP, whose
+    gradients are already averaged over the processes there)."""
+    opt = OPTIMIZERS[name](params, lr=lr, weight_decay=weight_decay)
+    if grad_clip is not None:
+        def clip(optimizer, args, kwargs):
+            torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], grad_clip)
+
+        opt.register_step_pre_hook(clip)
+    return opt
 
 
 def lr_factor(name: str, epoch: int, epochs: int, warmup: int = 0) -> float:

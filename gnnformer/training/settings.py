@@ -34,6 +34,7 @@ class ExperimentConfig:
     weight_decay: float = 0.0
     scheduler: str = "constant"  # constant | cosine (per epoch, after `warmup_epochs` of linear warm-up)
     warmup_epochs: int = 0
+    grad_clip: Optional[float] = None  # scale gradients to this global L2 norm at most before each step (null: never)
     batch_size: int = 32
     patience: int = 0  # stop after this many epochs without validation improvement (0 = never)
     device: str = "cpu"  # cpu | cuda | auto
@@ -68,6 +69,8 @@ class ExperimentConfig:
                              ("device", ("cpu", "cuda", "auto"))):
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"{key} must be one of {', '.join(allowed)}, got {getattr(self, key)!r}.")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ConfigError(f"grad_clip must be a positive gradient norm, or null (no clipping), got {self.grad_clip}.")
         if self.warmup_epochs and self.warmup_epochs >= self.epochs:
             raise ConfigError(f"warmup_epochs ({self.warmup_epochs}) must be fewer than epochs ({self.epochs}).")
         if (self.split == "file") != (self.split_file is not None):
@@ -88,7 +91,17 @@ class ExperimentConfig:
                          self.train_fraction, self.split_file)
 
     def to_dict(self) -> Dict[str, Any]:
-        return dataclasses.asdict(self)
+        values = dataclasses.asdict(self)
+        # Keys added after runs were saved are left out while off, so that those runs' settings
+        # (resume keys, saved benchmark rows) still match the same experiment.
+        for key in ADDED_KEYS:
+            if values[key] is None:
+                del values[key]
+        return values
+
+
+#: Settings that appeared after experiments had been saved; off (None), they are not in ``to_dict()``.
+ADDED_KEYS = ("grad_clip",)
 
 
 def config_from_mapping(values: Mapping[str, Any]) -> ExperimentConfig:
