@@ -94,11 +94,12 @@ FINDINGS: list[str] = [
     "DIFFormer-a on Cora, full protocol (random splits, 5 seeds, 500 epochs): 83.1 ± 1.3 against the "
     "published 84.1 ± 0.6, level with DIFFormer-s here as in the paper. Its best validation epochs fall at "
     "255-497, so the public-split row, reduced to 200 epochs while the machine was shared, is under-trained "
-    "(two of its three runs peaked at epochs 196-197 of 200) and says little. On the authors' split its first "
-    "seed scores 84.5 (`--only cora_difformer-a_authors --max-runs 1`, 2026-12-04), beside the authors' code's "
-    "84.7 on the same split and the paper's 84.1; on CiteSeer's authors' split its first seed scores 74.8 "
-    "(`--only citeseer_difformer-a_authors --max-runs 1`; difformer-s 75.2 there). The other four seeds of "
-    "each, about 15-20 minutes a run here, are not run yet.",
+    "(two of its three runs peaked at epochs 196-197 of 200) and says little. On the authors' split, all five "
+    "seeds: 84.3 ± 0.6 (83.5-85.1, best validation epochs 331-497; `--only cora_difformer-a_authors`, "
+    "2026-12-04), beside the authors' code's 84.7 on the same split (2 of its 5 runs) and the paper's 84.1: "
+    "parity, as for DIFFormer-s. On CiteSeer's authors' split its first seed scores 74.8 (difformer-s 75.2 "
+    "there); its other four seeds, 15-30 minutes a run here, are not run yet (the row continues where it "
+    "stopped: `--only citeseer_difformer-a_authors`).",
     "PyG's SGFormer is run as PyG ships it, with the SGFormer authors' Cora hyper-parameters, and "
     "scores far below the other models. Its GCN branch hard-codes BatchNorm after every layer, the "
     "same construction that cost our old baselines six points on 140 labelled nodes (first finding). The "
