@@ -57,6 +57,8 @@ PATHS = {
     "blocked": "blocked DIFFormer-s step of the model (attention + propagation + residual, written-out backward)",
     "conv_blocked": "DIFFormerConv on one graph through the blocked kernel (its attention term only)",
     "dropout": "fast dropout: 16-bit mask slices, ReLU fused, in place",
+    "fused_norms": "LayerNorm inside the op before it (encoder, blocked step), its input recomputed in the backward",
+    "packed_mask": "dropout mask kept bit-packed (one bit an entry, not one byte)",
     "adjacency": "normalised adjacency by SciPy counting sorts, 32-bit indices",
     "inference_a": "DIFFormer-a inference, `rows x N` scores at a time (`model.inference`)",
 }
@@ -66,6 +68,8 @@ CONFIGS = {
     "unblocked": ({"blocked"}, "fast"),
     "unblocked, plain attention": ({"blocked", "conv_blocked"}, "fast"),
     "F.dropout": ({"dropout"}, "plain"),
+    "unfused norms": ({"fused_norms"}, "fast"),
+    "boolean dropout mask": ({"packed_mask"}, "bool"),
     "PyG adjacency": ({"adjacency"}, "fast"),
     "plain": ({"blocked", "conv_blocked", "dropout", "adjacency"}, "plain"),
 }
@@ -74,6 +78,8 @@ COMPARISONS = {
     "blocked": ("fast", "unblocked, plain attention", "training step"),
     "conv_blocked": ("unblocked", "unblocked, plain attention", "training step"),
     "dropout": ("fast", "F.dropout", "training step"),
+    "fused_norms": ("fast", "unfused norms", "training step"),
+    "packed_mask": ("fast", "boolean dropout mask", "training step"),
     "adjacency": ("fast", "PyG adjacency", "adjacency build"),
     "inference_a": ("inference -a", "inference -a, plain", "inference"),
 }
@@ -105,20 +111,24 @@ DELETED = {
 
 def dropout_variant(name: str):
     """``f(x, p, training, inplace, relu)``: dropout (after a ReLU) with one of the mask variants:
-    ``F.dropout`` (Bernoulli), a float mask from ``uniform_``, or the library's 16-bit slices."""
+    ``F.dropout`` (Bernoulli), a float mask from ``uniform_``, or the library's 16-bit slices (its
+    mask kept bit-packed, or as booleans with ``bool``)."""
     import torch
     import torch.nn.functional as F
 
     from gnnformer.nn.dropout import fast_dropout
 
-    def plain(x, p, training, inplace=False, relu=False):
+    def plain(x, p, training, inplace=False, relu=False, pack=False):
         return F.dropout(torch.relu(x) if relu else x, p, training)
 
-    def uniform(x, p, training, inplace=False, relu=False):
+    def uniform(x, p, training, inplace=False, relu=False, pack=False):
         x = torch.relu(x) if relu else x
         return x * torch.empty_like(x).uniform_().ge_(p).mul_(1.0 / (1.0 - p)) if training and p > 0 else x
 
-    return {"plain": plain, "uniform": uniform, "fast": fast_dropout}[name]
+    def boolean(x, p, training, inplace=False, relu=False, pack=False):
+        return fast_dropout(x, p, training, inplace=inplace, relu=relu, pack=False)
+
+    return {"plain": plain, "uniform": uniform, "fast": fast_dropout, "bool": boolean}[name]
 
 
 def configure(model, off: set, dropout: str) -> None:
@@ -127,6 +137,7 @@ def configure(model, off: set, dropout: str) -> None:
     from gnnformer.nn import difformer as D
 
     model.blocked = "blocked" not in off
+    model.fuse_norms = "fused_norms" not in off
     for conv in model.convs:
         conv.blocked = "conv_blocked" not in off
     M.fast_dropout = dropout_variant(dropout)

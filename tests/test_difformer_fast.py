@@ -100,6 +100,97 @@ def test_model_blocked_path_equals_generic_path_in_training(small_blocks, opts):
         torch.testing.assert_close(a, b)
 
 
+@pytest.mark.parametrize("heads,use_weight,graph,affine", [(1, False, True, "both"), (2, True, True, "both"),
+                                                       (1, True, True, "weight"), (2, False, False, "none")])
+def test_blocked_step_with_its_norm_inside_matches_step_then_layer_norm(small_blocks, heads, use_weight, graph,
+                                                                        affine):
+    n, coef = 37, (0.35, 0.15, 0.5)
+    conv = DIFFormerConv(4, heads, use_weight=use_weight).double()
+    norm = torch.nn.LayerNorm(4, elementwise_affine=affine != "none", bias=affine == "both").double()
+    with torch.no_grad():
+        for p in norm.parameters():
+            p.uniform_(-1.0, 2.0)
+    adj = D.normalized_adjacency(_graph(n), n, dtype=torch.float64, transpose=True) if graph else None
+    z = torch.randn(n, 4, dtype=torch.float64, requires_grad=True)
+    out = K.blocked_simple_step(z, conv, adj, *coef, norm=norm)
+    ref = norm(K.blocked_simple_step(z, conv, adj, *coef))
+    torch.testing.assert_close(out, ref)
+    params = [z] + list(conv.parameters()) + list(norm.parameters())
+    got, g = _grads(out, params)
+    for a, b in zip(got, torch.autograd.grad((ref * g).sum(), params)):
+        torch.testing.assert_close(a, b)
+    if heads == 2:
+        assert torch.autograd.gradcheck(lambda t: K.blocked_simple_step(t, conv, adj, *coef, norm=norm), (z,))
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_layer_norm_matches_linear_then_layer_norm(small_blocks, bias):
+    lin, norm = torch.nn.Linear(6, 5, bias=bias).double(), torch.nn.LayerNorm(5).double()
+    with torch.no_grad():
+        norm.weight.uniform_(-1.0, 2.0)
+        norm.bias.uniform_(-1.0, 1.0)
+    x = torch.randn(29, 6, dtype=torch.float64, requires_grad=True)
+    out, ref = K.linear_layer_norm(x, lin, norm), norm(lin(x))
+    torch.testing.assert_close(out, ref)
+    params = [x] + list(lin.parameters()) + list(norm.parameters())
+    got, g = _grads(out, params)
+    for a, b in zip(got, torch.autograd.grad((ref * g).sum(), params)):
+        torch.testing.assert_close(a, b)
+    assert torch.autograd.gradcheck(lambda t: K.linear_layer_norm(t, lin, norm), (x,))
+    # Data that needs no gradient gets none, and the weights' gradients are unchanged.
+    got_w = torch.autograd.grad((K.linear_layer_norm(x.detach(), lin, norm) * g).sum(), list(lin.parameters()))
+    for a, b in zip(got_w, got[1:]):
+        torch.testing.assert_close(a, b)
+
+
+def test_model_blocked_path_equals_generic_path_with_dropout(small_blocks):
+    """Same seed, same masks: the fused path draws its dropout masks in the same order."""
+    data = large_sbm(40, avg_degree=5, num_features=6, num_classes=3, seed=2)
+    data.x = data.x.double()
+
+    def run(blocked):
+        torch.manual_seed(0)
+        model = gnnformer.create_model("difformer-s", in_channels=6, out_channels=3, layers=2, hidden=8,
+                                       dropout=0.3).double()
+        model.blocked = blocked
+        out = model(data)
+        loss = torch.nn.functional.cross_entropy(out, data.y)
+        return out, torch.autograd.grad(loss, list(model.parameters()))
+
+    (out, grads), (ref_out, ref_grads) = run(True), run(False)
+    torch.testing.assert_close(out, ref_out)
+    for a, b in zip(grads, ref_grads):
+        torch.testing.assert_close(a, b)
+
+
+def test_training_step_keeps_one_node_state_tensor_per_layer():
+    """What a full-graph DIFFormer-s step keeps for its backward, counted by storage: the input
+    features, and per layer (and for the encoder) one [N, C] float tensor and its dropout mask,
+    bit-packed (N C / 8 bytes); the norms' inputs are recomputed, not kept (without the fusion:
+    twice the float tensors)."""
+    n, hidden, layers = 300, 16, 3
+    data = large_sbm(n, avg_degree=5, num_features=6, num_classes=3, seed=1)
+
+    def kept(blocked):
+        torch.manual_seed(0)
+        model = gnnformer.create_model("difformer-s", in_channels=6, out_channels=3, layers=layers, hidden=hidden,
+                                       dropout=0.2, level="node")
+        model.blocked = blocked
+        storages = {}
+
+        def pack(t):
+            if t.layout == torch.strided:  # (the generic path also keeps the sparse adjacency)
+                storages[t.untyped_storage().data_ptr()] = (tuple(t.shape), t.dtype)
+            return t
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            model(data)
+        return sorted(str(v) for v in storages.values() if v[0] in ((n, hidden), (n * hidden // 8,)))
+
+    state, mask = str(((n, hidden), torch.float32)), str(((n * hidden // 8,), torch.uint8))
+    assert kept(True) == [state] * (layers + 1) + [mask] * (layers + 1)
+    assert kept(False).count(state) >= 2 * (layers + 1)
+
+
 @pytest.mark.parametrize("heads,use_weight,qk_norm", [(1, False, "none"), (2, True, "none"), (2, False, "node")])
 def test_chunked_attention_matches_dense_sigmoid_attention(heads, use_weight, qk_norm):
     conv = DIFFormerConv(6, heads, kernel="sigmoid", use_weight=use_weight, qk_norm=qk_norm).double()
@@ -108,6 +199,34 @@ def test_chunked_attention_matches_dense_sigmoid_attention(heads, use_weight, qk
         dense = conv(x)
     for rows in (1, 7, 50, 64):  # one query per chunk, several uneven chunks, all of them at once
         torch.testing.assert_close(K.chunked_attention(conv, x, rows), dense)
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 64, 1001])
+def test_pack_bits_round_trip_and_layout(n):
+    mask = torch.rand(n, generator=torch.Generator().manual_seed(n)) > 0.4
+    packed = DR.pack_bits(mask)
+    assert packed.dtype == torch.uint8 and packed.numel() == (n + 7) // 8
+    assert torch.equal(DR.unpack_bits(packed, n), mask)
+    # first entry in the lowest bit: [1, 0, 1, 1, 0, 0, 0, 0] -> 1 + 4 + 8
+    assert DR.pack_bits(torch.tensor([True, False, True, True, False, False, False, False])).tolist() == [13]
+    assert DR.pack_bits(torch.tensor([False, True])).tolist() == [2]
+
+
+@pytest.mark.parametrize("shape", [(37, 7), (5, 3, 9), (13,)])
+def test_dropout_gradient_through_a_packed_or_boolean_mask_over_many_blocks(small_blocks, shape):
+    x = torch.randn(*shape, requires_grad=True, generator=torch.Generator().manual_seed(1))
+    g = torch.randn(*shape)
+    scale = 65536 / (65536 - round(0.3 * 65536))
+    for relu in (False, True):
+        outs = []
+        for pack in (True, False):
+            torch.manual_seed(1)
+            y = DR.fast_dropout(x * 1.0, 0.3, training=True, relu=relu, pack=pack)
+            (grad,) = torch.autograd.grad((y * g).sum(), x)
+            torch.testing.assert_close(grad, g * (y != 0) * scale)
+            assert bool((y != 0).any()) and bool((y == 0).any())
+            outs.append((y, grad))
+        assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])
 
 
 def test_dropout_rate_scale_seed_and_gradient():

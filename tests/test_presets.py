@@ -28,8 +28,8 @@ VARIANTS = {
     "proteins_gradformer_authors_code.yaml": {"model_args.layers": 10, "model_args.gamma": 0.5, **AUTHORS_LAYOUT},
     "depth_nci1_gradformer_24layers_warmup.yaml": {"model_args.layers": 24, **AUTHORS_LAYOUT,
                                                    "scheduler": "cosine", "warmup_epochs": 5},
-    "depth_nci1_gradformer_24layers_lr3e-4.yaml": {"model_args.layers": 24, **AUTHORS_LAYOUT, "lr": 0.0003,
-                                                   "model_args.attn_init": "shared"},
+    **{f"depth_nci1_{m}_24layers_lr3e-4.yaml": {"model_args.layers": 24, **AUTHORS_LAYOUT, "lr": 0.0003,
+                                                "model_args.attn_init": "shared"} for m in ("gps", "gradformer")},
 }
 BENCHMARK_CONFIGS = sorted((ROOT / "configs" / "difformer").glob("*.yaml")) + \
     sorted((ROOT / "configs" / "gradformer").glob("*.yaml"))

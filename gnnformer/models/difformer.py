@@ -53,7 +53,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..nn.difformer import QK_NORMS, DIFFormerConv, cached_adjacency, gcn_propagate
-from ..nn.difformer_kernels import blocked_simple_step, chunked_attention
+from ..nn.difformer_kernels import blocked_simple_step, chunked_attention, linear_layer_norm
 from ..nn.dropout import fast_dropout
 from ..nn.transformer_layer import NORMS, make_norm
 from ..registry import MODELS
@@ -114,6 +114,9 @@ class DIFFormer(GraphModel):
     #: :func:`~gnnformer.nn.difformer_kernels.blocked_simple_step`; ``False`` forces attention +
     #: :func:`~gnnformer.nn.difformer.gcn_propagate` + residual through autograd (same values).
     blocked: bool = True
+    #: Whether, on the blocked path, each LayerNorm runs inside the op before it (the encoder, each
+    #: step), its input recomputed in the backward instead of kept; ``False``: ``nn.LayerNorm`` after.
+    fuse_norms: bool = True
 
     def __init__(self, cfg: DIFFormerConfig) -> None:
         super().__init__(cfg)
@@ -145,15 +148,19 @@ class DIFFormer(GraphModel):
         p_drop, training = self.dropout.p, self.training
         # In-place steps write only into tensors no backward needs (the output of the encoder's
         # norm or linear layer, of a propagation, of a fresh sum): one [N, C] pass and buffer less each.
-        z = fast_dropout(self.in_norm(self.encoder(x)), p_drop, training, relu=True, inplace=True)
-        blocked = self._blocked(z, batch)
+        blocked = self._blocked(x, batch)
+        # On the blocked path a LayerNorm runs inside the op before it, whose backward recomputes
+        # the norm's input rather than keeping it: one [N, C] tensor less per layer.
+        fused = blocked and self.fuse_norms and isinstance(self.in_norm, nn.LayerNorm)
+        z = linear_layer_norm(x, self.encoder, self.in_norm) if fused else self.in_norm(self.encoder(x))
+        z = fast_dropout(z, p_drop, training, relu=True, inplace=True, pack=blocked)
         adjacency = None
         if blocked and cfg.use_graph:  # A_hat^T only when a backward may need it
             adjacency = cached_adjacency(edge_index, z.size(0), z.dtype, z.device, cache,
                                          transpose=torch.is_grad_enabled())
         for conv, norm in zip(self.convs, self.norms):
             if blocked:
-                p = blocked_simple_step(z, conv, adjacency, *self._step_weights())
+                p = blocked_simple_step(z, conv, adjacency, *self._step_weights(), norm=norm if fused else None)
             elif cfg.use_graph:
                 attn, values = self._attention(conv, z, batch, rows)
                 p = gcn_propagate(values, edge_index, z.size(0), cache=cache)
@@ -163,7 +170,8 @@ class DIFFormer(GraphModel):
                 p = self._attention(conv, z, batch, rows)[0]  # may be kept by its backward: not written to
             if cfg.use_residual and not blocked:
                 p = (p.mul_(cfg.alpha) if cfg.use_graph else p * cfg.alpha).add_(z, alpha=1.0 - cfg.alpha)
-            z = fast_dropout(norm(p), p_drop, training, inplace=blocked or cfg.norm != "none")
+            z = fast_dropout(p if fused else norm(p), p_drop, training, inplace=blocked or cfg.norm != "none",
+                             pack=blocked)
         return z
 
     @staticmethod
@@ -173,10 +181,10 @@ class DIFFormer(GraphModel):
             return chunked_attention(conv, z, rows), conv.mean_values(z)
         return conv(z, batch, return_values=True)
 
-    def _blocked(self, z: Tensor, batch: Optional[Tensor]) -> bool:
+    def _blocked(self, x: Tensor, batch: Optional[Tensor]) -> bool:
         """Whether every step runs as :func:`~gnnformer.nn.difformer_kernels.blocked_simple_step`: one
         graph, DIFFormer-s with node-normalised queries and keys (the large-graph path)."""
-        if not self.blocked or z.size(0) == 0 or self.cfg.kernel != "simple":
+        if not self.blocked or x.size(0) == 0 or self.cfg.kernel != "simple":
             return False
         if batch is not None and batch.numel() and not bool((batch == batch[0]).all()):
             return False

@@ -9,6 +9,12 @@ of BENCHMARKS.md, difformer-s training step, 2 layers, 64 hidden, ~11 neighbours
   attention + propagation through autograd, at :math:`10^6` nodes: 2.3x faster, 3.1x less memory.
   With only the attention term it also serves :class:`~gnnformer.nn.DIFFormerConv` on one graph
   (1.6x faster, 2.6x less memory than the autograd attention).
+* ``norm``: the LayerNorm after a step (and :func:`linear_layer_norm`, the encoder and its
+  LayerNorm) fused into it: the norm's input is not kept but recomputed block by block in the
+  backward, where the blocks are recomputed anyway, so a training step keeps one ``[N, C]``
+  tensor per layer instead of two: at :math:`10^6` nodes (2 layers) the activations a step keeps
+  fall from 6 such tensors to 3, which is what lets a full-graph step at :math:`10^7` nodes fit in
+  24 GiB.
 * :func:`chunked_attention`: DIFFormer-a's attention without autograd, ``rows`` queries at a time
   (``rows x N`` scores instead of ``N x N``): 5.4x less memory for inference at :math:`10^4` nodes.
 * :func:`scipy_adjacency`: :math:`\hat A` (and :math:`\hat A^\top`) by SciPy's counting sorts with
@@ -73,6 +79,77 @@ def _head_outputs(q: Tensor, kv: Tensor, ks: Tensor, vs: Tensor, n: int, den: Op
     return num.div_(d.clamp_min_(1e-12).unsqueeze(-1))
 
 
+def _layer_norm_(h: Tensor, weight: Optional[Tensor], bias: Optional[Tensor], eps: float,
+                 mean: Tensor, rstd: Tensor) -> Tensor:
+    """LayerNorm over the last dim of a block ``h`` [b, C], written into ``h``; its mean and 1/std
+    go to ``mean``, ``rstd`` [b, 1] (ATen's LayerNorm kernel, so values equal ``nn.LayerNorm``'s)."""
+    y, mu, r = torch.native_layer_norm(h, (h.size(-1),), weight, bias, eps)
+    mean.copy_(mu.view(mean.shape))
+    rstd.copy_(r.view(rstd.shape))
+    return h.copy_(y)
+
+
+def _layer_norm_backward_(dy: Tensor, h: Tensor, mean: Tensor, rstd: Tensor, weight: Optional[Tensor],
+                          bias: Optional[Tensor], d_weight: Optional[Tensor], d_bias: Optional[Tensor]) -> Tensor:
+    """dL/dh through LayerNorm for a block, from ``dy`` = dL/d(output) [b, C] and the norm's input
+    ``h`` and statistics; the affine gradients are added to ``d_weight``, ``d_bias``."""
+    dh, dw, db = torch.ops.aten.native_layer_norm_backward(
+        dy, h, [h.size(-1)], mean, rstd, weight, bias, [True, d_weight is not None, d_bias is not None])
+    if d_weight is not None:
+        d_weight.add_(dw)
+    if d_bias is not None:
+        d_bias.add_(db)
+    return dh
+
+
+class _LinearLayerNorm(torch.autograd.Function):
+    """``LayerNorm(x W^T + b)`` block of rows by block of rows, keeping only ``x``, the weights and
+    the per-row statistics for the backward (the linear layer's output is recomputed there)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, w: Tensor, b: Optional[Tensor], nw: Optional[Tensor], nb: Optional[Tensor],
+                eps: float, rows: int):  # type: ignore[override]
+        N = x.size(0)
+        out = x.new_empty(N, w.size(0))
+        mean, rstd = x.new_empty(N, 1), x.new_empty(N, 1)
+        for s, e in _RowBlocks(N, rows):
+            ob = out[s:e]
+            torch.mm(x[s:e], w.t(), out=ob) if b is None else torch.addmm(b, x[s:e], w.t(), out=ob)
+            _layer_norm_(ob, nw, nb, eps, mean[s:e], rstd[s:e])
+        ctx.save_for_backward(x, w, b, nw, nb, mean, rstd)
+        ctx.rows = rows
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor):  # type: ignore[override]
+        x, w, b, nw, nb, mean, rstd = ctx.saved_tensors
+        grad = grad.contiguous()
+        need_x = ctx.needs_input_grad[0]
+        dx = torch.empty_like(x) if need_x else None
+        dw = torch.zeros_like(w)
+        db = torch.zeros_like(b) if b is not None else None
+        dnw = torch.zeros_like(nw) if nw is not None else None
+        dnb = torch.zeros_like(nb) if nb is not None else None
+        for s, e in _RowBlocks(x.size(0), ctx.rows):
+            xb = x[s:e]
+            h = torch.mm(xb, w.t()) if b is None else torch.addmm(b, xb, w.t())
+            dh = _layer_norm_backward_(grad[s:e], h, mean[s:e], rstd[s:e], nw, nb, dnw, dnb)
+            dw.addmm_(dh.t(), xb)
+            if db is not None:
+                db.add_(dh.sum(dim=0))
+            if dx is not None:
+                torch.mm(dh, w, out=dx[s:e])
+        return dx, dw, db, dnw, dnb, None, None
+
+
+def linear_layer_norm(x: Tensor, linear, norm, block_rows: Optional[int] = None) -> Tensor:
+    """``norm(linear(x))`` for a :class:`torch.nn.Linear` and a :class:`torch.nn.LayerNorm` over
+    its output, by :class:`_LinearLayerNorm`: the linear layer's ``[N, C]`` output is not kept for
+    the backward (see the module docstring)."""
+    rows = int(block_rows) if block_rows else max(1, BLOCK_ELEMENTS // max(1, linear.out_features))
+    return _LinearLayerNorm.apply(x, linear.weight, linear.bias, norm.weight, norm.bias, float(norm.eps), rows)
+
+
 # --- One whole DIFFormer-s step on one graph, in blocks of rows ----------------------------------
 
 class _RowBlocks:
@@ -122,7 +199,8 @@ class _BlockedSimpleStep(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, z: Tensor, wq: Tensor, bq: Tensor, wk: Tensor, bk: Tensor, wv: Optional[Tensor],
                 bv: Optional[Tensor], heads: int, adj: Optional[tuple], coef: tuple,
-                rows: int):  # type: ignore[override]
+                rows: int, nw: Optional[Tensor], nb: Optional[Tensor],
+                eps: Optional[float]):  # type: ignore[override]
         N, C = z.shape
         H = int(heads)
         r_a, r_p, r_z = coef
@@ -151,6 +229,8 @@ class _BlockedSimpleStep(torch.autograd.Function):
         source = (vbar if weighted else z) if adj is not None else None
         out = torch.empty_like(z)
         den = z.new_empty(N, H)
+        normed = eps is not None
+        mean, rstd = (z.new_empty(N, 1), z.new_empty(N, 1)) if normed else (None, None)
         for i, (s, e) in enumerate(blocks):  # pass 2: q -> output
             zb = z[s:e]
             q, _ = _normalized(torch.addmm(bq, zb, wq.t()).view(-1, H, C))
@@ -164,28 +244,42 @@ class _BlockedSimpleStep(torch.autograd.Function):
                 ob.add_(a_rows[i] @ source, alpha=r_p)
             if r_z:
                 ob.add_(zb, alpha=r_z)
+            if normed:
+                _layer_norm_(ob, nw, nb, eps, mean[s:e], rstd[s:e])
         live = den > 1e-12
         live = None if bool(live.all()) else live
         den.clamp_min_(1e-12)
-        ctx.save_for_backward(z, wq, bq, wk, bk, wv, bv, kv, ks, vs, den)
+        ctx.save_for_backward(z, wq, bq, wk, bk, wv, bv, kv, ks, vs, den, nw, nb, mean, rstd)
         ctx.heads, ctx.adj, ctx.coef, ctx.live, ctx.weighted, ctx.rows = H, adj, coef, live, weighted, rows
+        ctx.normed = normed
         return out
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor):  # type: ignore[override]
-        z, wq, bq, wk, bk, wv, bv, kv, ks, vs, den = ctx.saved_tensors
+        z, wq, bq, wk, bk, wv, bv, kv, ks, vs, den, nw, nb, mean, rstd = ctx.saved_tensors
         H, adj, (r_a, r_p, r_z), live, weighted = ctx.heads, ctx.adj, ctx.coef, ctx.live, ctx.weighted
         N, C = z.shape
         grad = grad.contiguous()
         blocks = _RowBlocks(N, ctx.rows)
+        if ctx.normed:  # the norm's input is recomputed per block; dL/d(input) goes to gp
+            gp = torch.empty_like(grad)
+            dnw = torch.zeros_like(nw) if nw is not None else None
+            dnb = torch.zeros_like(nb) if nb is not None else None
+            recompute = _StepInput(z, adj, blocks, H, wv, bv, r_a, r_p, r_z)
+        else:
+            gp, dnw, dnb = grad, None, None
         dz = torch.empty_like(z)
         dwq, dbq = torch.zeros_like(wq), torch.zeros_like(bq)
         d_kv, d_ks, d_vs = torch.zeros_like(kv), z.new_zeros(H, C), z.new_zeros(H, C)
-        for s, e in blocks:  # pass 1: queries
+        for i, (s, e) in enumerate(blocks):  # pass 1: queries
             zb, gb = z[s:e], grad[s:e]
             q, rq = _normalized(torch.addmm(bq, zb, wq.t()).view(-1, H, C))
             db = den[s:e]
             o = _head_outputs(q, kv, ks, vs, N)
+            if ctx.normed:
+                p = recompute(i, o)
+                gb = _layer_norm_backward_(gb, p, mean[s:e], rstd[s:e], nw, nb, dnw, dnb)
+                gp[s:e] = gb
             gd = gb.unsqueeze(1) * (r_a / H) / db.unsqueeze(-1)  # dL/d(numerator)   [n, H, C]
             g = (gd * o).sum(dim=-1)  # -dL/d(denominator)   [n, H]
             if live is not None:
@@ -227,7 +321,7 @@ class _BlockedSimpleStep(torch.autograd.Function):
             dzb.addmm_(dk, wk)
             dwk.addmm_(dk.t(), zb)
             dbk.add_(dk.sum(dim=0))
-            prop = at_rows[i] @ grad if at_rows is not None else None  # dL/d(vbar) / r_p for these rows
+            prop = at_rows[i] @ gp if at_rows is not None else None  # dL/d(vbar) / r_p for these rows
             if weighted:
                 if prop is not None:
                     dv.add_(prop.unsqueeze(1), alpha=r_p / H)
@@ -239,19 +333,55 @@ class _BlockedSimpleStep(torch.autograd.Function):
                 dzb.add_(dv.sum(dim=1))
                 if prop is not None:
                     dzb.add_(prop, alpha=r_p)
-        return dz, dwq, dbq, dwk, dbk, dwv, dbv, None, None, None, None
+        return dz, dwq, dbq, dwk, dbk, dwv, dbv, None, None, None, None, dnw, dnb, None
+
+
+class _StepInput:
+    """The step's output before its norm, block by block, recomputed in the backward from ``z``
+    and the block's per-head attention outputs: ``r_a mean_h(o) + r_p (A_hat V-bar) + r_z z``. With
+    value weights, ``A_hat V-bar = (A_hat z) W-bar^T + (A_hat 1) b-bar`` (the head means of the
+    value weights), so no ``[N, C]`` values are rebuilt."""
+
+    def __init__(self, z: Tensor, adj: Optional[tuple], blocks: _RowBlocks, heads: int, wv: Optional[Tensor],
+                 bv: Optional[Tensor], r_a: float, r_p: float, r_z: float) -> None:
+        self.z, self.r_a, self.r_p, self.r_z = z, r_a, r_p, r_z
+        self.bounds = blocks.bounds
+        self.a_rows = blocks.csr(adj[0]) if adj is not None else None
+        self.w = self.b = None
+        if wv is not None and adj is not None:
+            C = z.size(1)
+            self.w = wv.view(heads, C, C).mean(dim=0).t()
+            self.b = bv.view(heads, C).mean(dim=0)
+            self.ones = z.new_ones(z.size(0), 1)
+
+    def __call__(self, i: int, o: Tensor) -> Tensor:
+        s, e = self.bounds[i]
+        p = (o[:, 0] if o.size(1) == 1 else o.mean(dim=1)).mul(self.r_a)
+        if self.a_rows is not None:
+            a = self.a_rows[i]
+            if self.w is None:
+                p.add_(a @ self.z, alpha=self.r_p)
+            else:
+                p.addmm_(a @ self.z, self.w, alpha=self.r_p).addmm_(a @ self.ones, self.b.unsqueeze(0), alpha=self.r_p)
+        if self.r_z:
+            p.add_(self.z[s:e], alpha=self.r_z)
+        return p
 
 
 def blocked_simple_step(z: Tensor, conv, adjacency: Optional[tuple], attn_weight: float,
-                        prop_weight: float, self_weight: float, block_rows: Optional[int] = None) -> Tensor:
+                        prop_weight: float, self_weight: float, block_rows: Optional[int] = None,
+                        norm=None) -> Tensor:
     r""":math:`r_a \operatorname{Attn}(z) + r_p \hat A \bar V + r_z z` for one graph with ``conv``
     (DIFFormer-s, ``qk_norm='node'``), by :class:`_BlockedSimpleStep`; ``adjacency`` is
     ``(A_hat, A_hat^T)`` (:func:`~gnnformer.nn.difformer.cached_adjacency`) or ``None`` for no propagation.
-    ``block_rows``: rows per block (default: :data:`BLOCK_ELEMENTS` elements per block)."""
+    ``block_rows``: rows per block (default: :data:`BLOCK_ELEMENTS` elements per block). ``norm``: a
+    :class:`torch.nn.LayerNorm` applied to the step's output inside it (its input then is not kept)."""
     wv, bv = (conv.v.weight, conv.v.bias) if conv.v is not None else (None, None)
     rows = int(block_rows) if block_rows else max(1, BLOCK_ELEMENTS // (conv.heads * conv.channels))
+    nw, nb, eps = (norm.weight, norm.bias, float(norm.eps)) if norm is not None else (None, None, None)
     return _BlockedSimpleStep.apply(z, conv.q.weight, conv.q.bias, conv.k.weight, conv.k.bias, wv, bv, conv.heads,
-                                    adjacency, (float(attn_weight), float(prop_weight), float(self_weight)), rows)
+                                    adjacency, (float(attn_weight), float(prop_weight), float(self_weight)), rows,
+                                    nw, nb, eps)
 
 
 @torch.no_grad()
