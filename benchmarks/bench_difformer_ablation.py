@@ -57,8 +57,8 @@ PATHS = {
     "blocked": "blocked DIFFormer-s step of the model (attention + propagation + residual, written-out backward)",
     "conv_blocked": "DIFFormerConv on one graph through the blocked kernel (its attention term only)",
     "dropout": "fast dropout: 16-bit mask slices, ReLU fused, in place",
-    "fused_norms": "LayerNorm inside the op before it (encoder, blocked step), its input recomputed in the backward",
-    "packed_mask": "dropout mask kept bit-packed (one bit an entry, not one byte)",
+    "low_memory": "`low_memory: true`: LayerNorm inside the op before it (encoder, blocked step), its input "
+                  "recomputed in the backward; dropout masks bit-packed",
     "adjacency": "normalised adjacency by SciPy counting sorts, 32-bit indices",
     "inference_a": "DIFFormer-a inference, `rows x N` scores at a time (`model.inference`)",
 }
@@ -68,8 +68,7 @@ CONFIGS = {
     "unblocked": ({"blocked"}, "fast"),
     "unblocked, plain attention": ({"blocked", "conv_blocked"}, "fast"),
     "F.dropout": ({"dropout"}, "plain"),
-    "unfused norms": ({"fused_norms"}, "fast"),
-    "boolean dropout mask": ({"packed_mask"}, "bool"),
+    "low memory": (set(), "fast"),
     "PyG adjacency": ({"adjacency"}, "fast"),
     "plain": ({"blocked", "conv_blocked", "dropout", "adjacency"}, "plain"),
 }
@@ -78,8 +77,7 @@ COMPARISONS = {
     "blocked": ("fast", "unblocked, plain attention", "training step"),
     "conv_blocked": ("unblocked", "unblocked, plain attention", "training step"),
     "dropout": ("fast", "F.dropout", "training step"),
-    "fused_norms": ("fast", "unfused norms", "training step"),
-    "packed_mask": ("fast", "boolean dropout mask", "training step"),
+    "low_memory": ("low memory", "fast", "training step"),
     "adjacency": ("fast", "PyG adjacency", "adjacency build"),
     "inference_a": ("inference -a", "inference -a, plain", "inference"),
 }
@@ -111,24 +109,20 @@ DELETED = {
 
 def dropout_variant(name: str):
     """``f(x, p, training, inplace, relu)``: dropout (after a ReLU) with one of the mask variants:
-    ``F.dropout`` (Bernoulli), a float mask from ``uniform_``, or the library's 16-bit slices (its
-    mask kept bit-packed, or as booleans with ``bool``)."""
+    ``F.dropout`` (Bernoulli), a float mask from ``uniform_``, or the library's 16-bit slices."""
     import torch
     import torch.nn.functional as F
 
     from gnnformer.nn.dropout import fast_dropout
 
-    def plain(x, p, training, inplace=False, relu=False, pack=False):
+    def plain(x, p, training, inplace=False, relu=False, pack=False):  # (pack: the model's low_memory; ignored)
         return F.dropout(torch.relu(x) if relu else x, p, training)
 
     def uniform(x, p, training, inplace=False, relu=False, pack=False):
         x = torch.relu(x) if relu else x
         return x * torch.empty_like(x).uniform_().ge_(p).mul_(1.0 / (1.0 - p)) if training and p > 0 else x
 
-    def boolean(x, p, training, inplace=False, relu=False, pack=False):
-        return fast_dropout(x, p, training, inplace=inplace, relu=relu, pack=False)
-
-    return {"plain": plain, "uniform": uniform, "fast": fast_dropout, "bool": boolean}[name]
+    return {"plain": plain, "uniform": uniform, "fast": fast_dropout}[name]
 
 
 def configure(model, off: set, dropout: str) -> None:
@@ -137,7 +131,6 @@ def configure(model, off: set, dropout: str) -> None:
     from gnnformer.nn import difformer as D
 
     model.blocked = "blocked" not in off
-    model.fuse_norms = "fused_norms" not in off
     for conv in model.convs:
         conv.blocked = "conv_blocked" not in off
     M.fast_dropout = dropout_variant(dropout)
@@ -184,7 +177,8 @@ def child_step(args) -> dict:
     g = load_graph(args.graph)
     res = {"nodes": g.num_nodes, "base_mib": rss_mib()}
     torch.manual_seed(0)
-    model = create_model("difformer-s", in_channels=FEATURES, out_channels=CLASSES, level="node", **SIZE)
+    model = create_model("difformer-s", in_channels=FEATURES, out_channels=CLASSES, level="node",
+                         low_memory=args.child == "low memory", **SIZE)
     configure(model, *CONFIGS[args.child])
     build_adjacency(model, g, res)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)

@@ -76,7 +76,8 @@ def test_blocked_step_matches_attention_plus_propagation(small_blocks, heads, us
 
 @pytest.mark.parametrize("opts", [{}, {"heads": 2, "use_weight": True}, {"graph_weight": 0.3},
                                   {"use_residual": False}, {"use_graph": False}, {"norm": "none"},
-                                  {"norm": "batch"}])
+                                  {"norm": "batch"}, {"low_memory": True}, {"low_memory": True, "heads": 2,
+                                                                            "use_weight": True, "graph_weight": 0.3}])
 def test_model_blocked_path_equals_generic_path_in_training(small_blocks, opts):
     n = 40
     data = large_sbm(n, avg_degree=5, num_features=6, num_classes=3, seed=2)
@@ -143,15 +144,17 @@ def test_linear_layer_norm_matches_linear_then_layer_norm(small_blocks, bias):
         torch.testing.assert_close(a, b)
 
 
-def test_model_blocked_path_equals_generic_path_with_dropout(small_blocks):
-    """Same seed, same masks: the fused path draws its dropout masks in the same order."""
+@pytest.mark.parametrize("low_memory", [False, True])
+def test_model_blocked_path_equals_generic_path_with_dropout(small_blocks, low_memory):
+    """Same seed, same masks: the blocked path (fused norms, packed masks) draws its dropout masks
+    in the same order."""
     data = large_sbm(40, avg_degree=5, num_features=6, num_classes=3, seed=2)
     data.x = data.x.double()
 
     def run(blocked):
         torch.manual_seed(0)
         model = gnnformer.create_model("difformer-s", in_channels=6, out_channels=3, layers=2, hidden=8,
-                                       dropout=0.3).double()
+                                       dropout=0.3, low_memory=low_memory).double()
         model.blocked = blocked
         out = model(data)
         loss = torch.nn.functional.cross_entropy(out, data.y)
@@ -163,19 +166,18 @@ def test_model_blocked_path_equals_generic_path_with_dropout(small_blocks):
         torch.testing.assert_close(a, b)
 
 
-def test_training_step_keeps_one_node_state_tensor_per_layer():
-    """What a full-graph DIFFormer-s step keeps for its backward, counted by storage: the input
-    features, and per layer (and for the encoder) one [N, C] float tensor and its dropout mask,
-    bit-packed (N C / 8 bytes); the norms' inputs are recomputed, not kept (without the fusion:
-    twice the float tensors)."""
+def test_low_memory_training_step_keeps_one_node_state_tensor_per_layer():
+    """What a full-graph DIFFormer-s step with ``low_memory`` keeps for its backward, counted by
+    storage: the input features, and per layer (and for the encoder) one [N, C] float tensor and
+    its dropout mask, bit-packed (N C / 8 bytes); the norms' inputs are recomputed, not kept.
+    Without it: twice the float tensors and boolean masks."""
     n, hidden, layers = 300, 16, 3
     data = large_sbm(n, avg_degree=5, num_features=6, num_classes=3, seed=1)
 
-    def kept(blocked):
+    def kept(low_memory):
         torch.manual_seed(0)
         model = gnnformer.create_model("difformer-s", in_channels=6, out_channels=3, layers=layers, hidden=hidden,
-                                       dropout=0.2, level="node")
-        model.blocked = blocked
+                                       dropout=0.2, level="node", low_memory=low_memory)
         storages = {}
 
         def pack(t):
@@ -186,9 +188,9 @@ def test_training_step_keeps_one_node_state_tensor_per_layer():
             model(data)
         return sorted(str(v) for v in storages.values() if v[0] in ((n, hidden), (n * hidden // 8,)))
 
-    state, mask = str(((n, hidden), torch.float32)), str(((n * hidden // 8,), torch.uint8))
-    assert kept(True) == [state] * (layers + 1) + [mask] * (layers + 1)
-    assert kept(False).count(state) >= 2 * (layers + 1)
+    state, bits = str(((n, hidden), torch.float32)), str(((n * hidden // 8,), torch.uint8))
+    assert kept(True) == [state] * (layers + 1) + [bits] * (layers + 1)
+    assert kept(False) == [str(((n, hidden), torch.bool))] * (layers + 1) + [state] * (2 * (layers + 1))
 
 
 @pytest.mark.parametrize("heads,use_weight,qk_norm", [(1, False, "none"), (2, True, "none"), (2, False, "node")])

@@ -75,6 +75,9 @@ class DIFFormerConfig(ModelConfig):
     use_weight: bool = False  # project the values (W_V); False (authors' Cora/CiteSeer setting): diffuse the states
     qk_norm: Optional[str] = None  # None = the kernel's default ('node' for -s, 'none' for -a); see DIFFormerConv
     feature_norm: str = "none"  # 'row': divide each node's input features by their sum first (PyG's NormalizeFeatures)
+    # DIFFormer-s on one graph: recompute each LayerNorm's input in the backward instead of keeping
+    # it, and keep dropout masks as bits: about 1.4x less activation memory for about 10% more time.
+    low_memory: bool = False
 
     kernel = "simple"  # set per registered model, not an option
 
@@ -114,9 +117,6 @@ class DIFFormer(GraphModel):
     #: :func:`~gnnformer.nn.difformer_kernels.blocked_simple_step`; ``False`` forces attention +
     #: :func:`~gnnformer.nn.difformer.gcn_propagate` + residual through autograd (same values).
     blocked: bool = True
-    #: Whether, on the blocked path, each LayerNorm runs inside the op before it (the encoder, each
-    #: step), its input recomputed in the backward instead of kept; ``False``: ``nn.LayerNorm`` after.
-    fuse_norms: bool = True
 
     def __init__(self, cfg: DIFFormerConfig) -> None:
         super().__init__(cfg)
@@ -149,11 +149,12 @@ class DIFFormer(GraphModel):
         # In-place steps write only into tensors no backward needs (the output of the encoder's
         # norm or linear layer, of a propagation, of a fresh sum): one [N, C] pass and buffer less each.
         blocked = self._blocked(x, batch)
-        # On the blocked path a LayerNorm runs inside the op before it, whose backward recomputes
-        # the norm's input rather than keeping it: one [N, C] tensor less per layer.
-        fused = blocked and self.fuse_norms and isinstance(self.in_norm, nn.LayerNorm)
+        # low_memory: each LayerNorm runs inside the op before it, whose backward recomputes the
+        # norm's input rather than keeping it (one [N, C] tensor less per layer), and masks are bits.
+        pack = blocked and cfg.low_memory
+        fused = pack and isinstance(self.in_norm, nn.LayerNorm)
         z = linear_layer_norm(x, self.encoder, self.in_norm) if fused else self.in_norm(self.encoder(x))
-        z = fast_dropout(z, p_drop, training, relu=True, inplace=True, pack=blocked)
+        z = fast_dropout(z, p_drop, training, relu=True, inplace=True, pack=pack)
         adjacency = None
         if blocked and cfg.use_graph:  # A_hat^T only when a backward may need it
             adjacency = cached_adjacency(edge_index, z.size(0), z.dtype, z.device, cache,
@@ -171,7 +172,7 @@ class DIFFormer(GraphModel):
             if cfg.use_residual and not blocked:
                 p = (p.mul_(cfg.alpha) if cfg.use_graph else p * cfg.alpha).add_(z, alpha=1.0 - cfg.alpha)
             z = fast_dropout(p if fused else norm(p), p_drop, training, inplace=blocked or cfg.norm != "none",
-                             pack=blocked)
+                             pack=pack)
         return z
 
     @staticmethod

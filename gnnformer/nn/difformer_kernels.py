@@ -9,12 +9,11 @@ of BENCHMARKS.md, difformer-s training step, 2 layers, 64 hidden, ~11 neighbours
   attention + propagation through autograd, at :math:`10^6` nodes: 2.3x faster, 3.1x less memory.
   With only the attention term it also serves :class:`~gnnformer.nn.DIFFormerConv` on one graph
   (1.6x faster, 2.6x less memory than the autograd attention).
-* ``norm``: the LayerNorm after a step (and :func:`linear_layer_norm`, the encoder and its
-  LayerNorm) fused into it: the norm's input is not kept but recomputed block by block in the
-  backward, where the blocks are recomputed anyway, so a training step keeps one ``[N, C]``
-  tensor per layer instead of two: at :math:`10^6` nodes (2 layers) the activations a step keeps
-  fall from 6 such tensors to 3, which is what lets a full-graph step at :math:`10^7` nodes fit in
-  24 GiB.
+* ``norm`` (the model's ``low_memory: true``): the LayerNorm after a step (and, by
+  :func:`linear_layer_norm`, the encoder's) runs inside it and its input is not kept but
+  recomputed block by block in the backward, so a training step keeps one ``[N, C]`` tensor per
+  layer instead of two (at :math:`10^6` nodes and 2 layers, 3 such tensors instead of 6): a
+  memory-for-time trade, one more propagation per layer in the backward.
 * :func:`chunked_attention`: DIFFormer-a's attention without autograd, ``rows`` queries at a time
   (``rows x N`` scores instead of ``N x N``): 5.4x less memory for inference at :math:`10^4` nodes.
 * :func:`scipy_adjacency`: :math:`\hat A` (and :math:`\hat A^\top`) by SciPy's counting sorts with

@@ -8,8 +8,8 @@ every 64-bit random integer of ``torch.randint`` (torch's generator, so ``torch.
 fixes the mask) gives four 16-bit slices, each compared with ``p * 2^16``: ``p`` is rounded to a
 multiple of ``2^-16`` and the scale is exactly ``1 / (1 - that)``, so the expectation is exact.
 The mask is kept for the backward as booleans or, with ``pack=True``, eight entries to a byte (an
-eighth of the memory, for some extra time: DIFFormer-s's full-graph step packs, a quarter of an
-``[N, C]`` float tensor less per dropout, where the graph-level models' many small attention
+eighth of the memory for some extra time: DIFFormer-s packs with ``low_memory: true``, a quarter
+of an ``[N, C]`` float tensor less per dropout; the graph-level models' many small attention
 dropouts would only pay the time); a ReLU before the dropout and writing in place come free. Measured (``bench_difformer_ablation`` section of BENCHMARKS.md): forward + backward on
 ``[10^6, 64]`` 1.5x faster than ``F.dropout`` (1.7x after a ReLU; the ``uniform_`` float mask it
 replaced: 1.1x), and DIFFormer-s's training step at 10^6 nodes with 1.4x less memory, its ReLU
