@@ -4,7 +4,8 @@ into BENCHMARKS.md.
 - ours: ``gps`` and ``gradformer`` (4 layers, 64 channels, 4 heads, GIN local branch, batch 128),
   trained through the trainer's own data path (``Evaluator.loader``) and epoch loop
   (``train_epoch``), on random batches (the default: attention pads per size group inside the
-  batch) and on size-bucketed batches (``bucket: true``)
+  batch) and on size-bucketed batches (``bucket: true``); and compiled by ``torch.compile(model)``
+  (the warm-up epoch then includes the compilation, reported apart)
 - peer: PyG's ``GPSConv`` in a small model written as a PyG user would (Linear encoder,
   4 x GPSConv(64, GINConv(MLP), heads=4, attn_type='multihead'), mean pool, MLP head), fed by
   PyG's ``DataLoader(shuffle=True)``
@@ -38,8 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_layers import write_section  # noqa: E402
 
 MARK = "bench_graph_epoch"
-# "name:bucket" trains the same model on size-bucketed batches instead of random ones.
-MODELS = ("gps", "gradformer", "gps:bucket", "gradformer:bucket", "pyg_gps")
+# "name:bucket" trains the same model on size-bucketed batches instead of random ones; "name:compile"
+# trains it compiled by torch.compile.
+MODELS = ("gps", "gradformer", "gps:bucket", "gradformer:bucket", "gps:compile", "gradformer:compile", "pyg_gps")
 SIZE = dict(layers=4, hidden=64, heads=4, local="gin")
 
 
@@ -117,6 +119,8 @@ def child_ours(name: str, args) -> dict:
     T.seed_everything(0)
     model = create_model(cfg.model, **prep.model_cfg)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    if variant == "compile":  # default dynamism: shapes that vary are made symbolic after a recompile
+        model = torch.compile(model)
     ev = T.Evaluator(prep, cfg.batch_size, torch.device("cpu"), bucket=cfg.bucket and prep.dense_attention)
     gen = torch.Generator().manual_seed(0)
     def run_epoch():
@@ -130,7 +134,7 @@ def child_ours(name: str, args) -> dict:
     peak = rss_mib()  # before the counted epoch, whose bookkeeping is not the model's
     enc = ", ".join(f"{k}={v}" for k, v in prep.encodings.items()) or "none"
     return {"times": times[1:], "warmup": times[0], "base_mib": base, "peak_mib": peak,
-            "gflop": epoch_gflop(run_epoch) if args.flops else None,
+            "gflop": epoch_gflop(run_epoch) if args.flops and variant != "compile" else None,
             "params": sum(p.numel() for p in model.parameters()), "graphs": len(split.train), "encodings": enc}
 
 
@@ -315,6 +319,8 @@ def main() -> None:
              "gradformer": "gnnformer gradformer (random batches, size groups)",
              "gps:bucket": "gnnformer gps (size-bucketed batches)",
              "gradformer:bucket": "gnnformer gradformer (size-bucketed batches)",
+             "gps:compile": "gnnformer gps, torch.compile (random batches)",
+             "gradformer:compile": "gnnformer gradformer, torch.compile (random batches)",
              "pyg_gps": "PyG GPSConv model (DataLoader shuffle)"}
     command = "python benchmarks/bench_graph_epoch.py" + (f" --epochs {args.epochs}" if args.epochs != 3 else "") + (
         f" --threads {args.threads}" if args.threads else "") + (f" --data-root {args.data_root}" if args.data_root else "") + (
