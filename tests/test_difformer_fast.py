@@ -286,3 +286,10 @@ def test_cached_adjacency_reuse_and_transpose_upgrade():
     assert D.cached_adjacency(ei, 37, torch.float32, torch.device("cpu"), cache, transpose=False)[0] is a
     a2, a2_t = D.cached_adjacency(ei, 37, torch.float32, torch.device("cpu"), cache)  # needs A^T: rebuilt
     assert a2_t is not None and D.cached_adjacency(ei, 37, torch.float32, torch.device("cpu"), cache)[0] is a2
+
+
+@pytest.mark.parametrize("name,opts", [("difformer-a", {}), ("difformer-s", {"qk_norm": "graph"})])
+def test_low_memory_is_refused_where_steps_are_not_blocked(name, opts):
+    with pytest.raises(gnnformer.errors.ConfigError, match="low_memory applies to difformer-s"):
+        gnnformer.create_model(name, in_channels=4, out_channels=2, low_memory=True, **opts)
+    gnnformer.create_model(name, in_channels=4, out_channels=2, low_memory=False, **opts)

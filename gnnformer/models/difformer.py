@@ -95,6 +95,10 @@ class DIFFormerConfig(ModelConfig):
         if self.qk_norm is not None and self.qk_norm not in QK_NORMS[self.kernel]:
             raise ConfigError(f"qk_norm for this model must be one of {', '.join(QK_NORMS[self.kernel])} "
                               f"(or null for the default), got {self.qk_norm!r}.")
+        if self.low_memory and (self.kernel != "simple" or self.qk_norm not in (None, "node")):
+            raise ConfigError("low_memory applies to difformer-s with node-normalised queries and keys (qk_norm: "
+                              f"node), whose steps run block by block; this model has kernel {self.kernel!r} and "
+                              f"qk_norm {self.qk_norm!r}.")
         if self.level == "node":
             check_fixed_head(self, ("linear",), "DIFFormer reads nodes out with one Linear layer (the paper's)")
 
