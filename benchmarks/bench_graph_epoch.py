@@ -5,7 +5,8 @@ into BENCHMARKS.md.
   trained through the trainer's own data path (``Evaluator.loader``) and epoch loop
   (``train_epoch``), on random batches (the default: attention pads per size group inside the
   batch) and on size-bucketed batches (``bucket: true``); and compiled by ``torch.compile(model)``
-  (the warm-up epoch then includes the compilation, reported apart)
+  (the compilation falls in the untimed warm-up epoch, and recompiles for new batch shapes in the
+  timed ones)
 - peer: PyG's ``GPSConv`` in a small model written as a PyG user would (Linear encoder,
   4 x GPSConv(64, GINConv(MLP), heads=4, attn_type='multihead'), mean pool, MLP head), fed by
   PyG's ``DataLoader(shuffle=True)``

@@ -76,7 +76,8 @@ class DIFFormerConfig(ModelConfig):
     qk_norm: Optional[str] = None  # None = the kernel's default ('node' for -s, 'none' for -a); see DIFFormerConv
     feature_norm: str = "none"  # 'row': divide each node's input features by their sum first (PyG's NormalizeFeatures)
     # DIFFormer-s on one graph: recompute each LayerNorm's input in the backward instead of keeping
-    # it, and keep dropout masks as bits: about 1.4x less activation memory for about 10% more time.
+    # it, and keep dropout masks as bits: at 10^6 nodes 1.49x less memory over the graph for 0.90x the
+    # speed (the bench_difformer_ablation section of BENCHMARKS.md).
     low_memory: bool = False
 
     kernel = "simple"  # set per registered model, not an option
