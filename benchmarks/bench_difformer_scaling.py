@@ -15,10 +15,18 @@ run; writes a table into BENCHMARKS.md and a log-log plot to benchmarks/difforme
   inference (``full_graph_outputs``, chunks of ``--node-batch-size``) timed once
 - ``sgformer``: PyG's ``torch_geometric.nn.models.SGFormer`` of the same size (2 attention
   layers, 2 GCN layers, 64 hidden, 1 head) trained on the whole graph like ``full``
+- ``original`` (opt-in, with ``--original-code DIR``): the original DIFFormer model, imported
+  unmodified from ``DIR/difformer.py`` (a checkout's ``node classification`` folder), with the
+  options of ``full`` and the loss of its ``main.py`` (log-softmax + NLL), trained like ``full``.
+  torch_sparse, which it imports, has no wheel here: ``torch_sparse_standin.py`` supplies the two
+  calls it makes when the package is missing. A run with this mode writes its own section (the
+  speed-up over the original code measured in one run), leaving the scaling table as it is
 
     python benchmarks/bench_difformer_scaling.py [--sizes 1e4,1e5,1e6,3e6,1e7] [--modes full,mini,sgformer]
                                                  [--steps 3] [--node-batch-size 100000] [--no-write]
     python benchmarks/bench_difformer_scaling.py --quick      # smoke test: tiny sizes, nothing written
+    python benchmarks/bench_difformer_scaling.py --sizes 1e5,1e6 --modes full,original \
+        --original-code "PATH/DIFFormer/node classification"
 
 Each (size, mode) runs in a fresh subprocess, killed when its resident memory passes
 ``--mem-limit-gib`` (or what the machine has available, less 1.5 GiB), so that a size too large
@@ -51,6 +59,7 @@ from bench_layers import write_section  # noqa: E402
 
 MARK = "bench_difformer_scaling"
 MODES = ("full", "lowmem", "mini", "sgformer")
+ORIGINAL_MODE = "original"  # opt-in: needs a checkout of the original code
 SIZE = dict(hidden=64, layers=2, heads=1, use_graph=True)
 FEATURES, CLASSES, DEGREE = 128, 10, 11.0
 #: The original DIFFormer code on this workload (2 layers, 128 -> 64, ~11 edges per node), one
@@ -145,7 +154,20 @@ def child(args) -> dict:
     torch.manual_seed(0)
     res = {"nodes": n, "edges": int(g.edge_index.size(1)), "base_mib": base}
     task = get_task("node_classification")
-    if args.child == "sgformer":
+    if args.child == ORIGINAL_MODE:
+        model = original_model(args.original_code)
+        res["options"] = {"use_weight": False, "dropout": 0.2, "norm": "layer", "alpha": 0.5}
+        # Its main.py adds self loops to the input graph before training (data preparation, untimed).
+        from torch_geometric.utils import add_self_loops, remove_self_loops
+
+        loops, _ = add_self_loops(remove_self_loops(g.edge_index)[0], num_nodes=n)
+
+        def forward():
+            return model(g.x, loops)
+
+        def loss_of(out):
+            return F.nll_loss(F.log_softmax(out, dim=1)[train], g.y[train])
+    elif args.child == "sgformer":
         from torch_geometric.nn.models import SGFormer
 
         model = SGFormer(FEATURES, SIZE["hidden"], CLASSES, trans_num_layers=SIZE["layers"],
@@ -170,7 +192,7 @@ def child(args) -> dict:
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     res["params"] = sum(p.numel() for p in model.parameters())
 
-    if args.child in ("full", "lowmem", "sgformer"):
+    if args.child in ("full", "lowmem", "sgformer", ORIGINAL_MODE):
         times = []
         model.train()
         cpu = []
@@ -209,6 +231,29 @@ def child(args) -> dict:
         del out
     res["peak_mib"] = rss_mib()
     return res
+
+
+def original_model(folder: str):
+    """The original DIFFormer model from ``folder/difformer.py``, unmodified, with the options of
+    ``full`` (2 layers, 128 -> 64, 1 head, simple kernel, LayerNorm, residual alpha 0.5, dropout 0.2,
+    no value weights, input graph on)."""
+    import importlib.util
+
+    import torch
+
+    try:
+        import torch_sparse  # noqa: F401
+    except ImportError:
+        import torch_sparse_standin
+
+        sys.modules["torch_sparse"] = torch_sparse_standin
+    spec = importlib.util.spec_from_file_location("original_difformer", Path(folder) / "difformer.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    torch.manual_seed(0)
+    return module.DIFFormer(FEATURES, SIZE["hidden"], CLASSES, num_layers=SIZE["layers"], num_heads=SIZE["heads"],
+                            kernel="simple", alpha=0.5, dropout=0.2, use_bn=True, use_residual=True,
+                            use_weight=False, use_graph=SIZE["use_graph"])
 
 
 class _CountingLoader:
@@ -252,7 +297,7 @@ def run_child(mode: str, n: int, folder: Path, args, limit_gib: float) -> dict:
     (polled every 50 ms; its address space is capped a little higher as a backstop)."""
     cmd = [sys.executable, __file__, "--child", mode, "--graph", str(folder), "--steps", str(args.steps),
            "--epochs", str(args.epochs), "--node-batch-size", str(args.node_batch_size), "--threads", str(args.threads),
-           "--mem-limit-gib", str(limit_gib + 4)]
+           "--mem-limit-gib", str(limit_gib + 4)] + (["--original-code", args.original_code] if args.original_code else [])
     t0 = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, cwd=ROOT)
@@ -346,7 +391,10 @@ def fmt_n(n: int) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default=DEFAULT_SIZES, help="comma-separated node counts (1e6 or 1000000)")
-    ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--modes", default=",".join(MODES),
+                    help=f"comma-separated, from {', '.join(MODES + (ORIGINAL_MODE,))} ({ORIGINAL_MODE}: opt-in)")
+    ap.add_argument("--original-code", default=None, metavar="DIR",
+                    help="the original DIFFormer code's 'node classification' folder (for the original mode)")
     ap.add_argument("--steps", type=int, default=3, help="timed full-graph steps after one warm-up step")
     ap.add_argument("--epochs", type=int, default=1, help="timed mini-batch epochs")
     ap.add_argument("--node-batch-size", type=int, default=100_000)
@@ -374,6 +422,16 @@ def main() -> None:
         args.sizes, args.steps, args.node_batch_size, args.no_write = "2000,20000", 1, 5000, True
     sizes = [int(float(s)) for s in args.sizes.split(",")]
     modes = [m for m in args.modes.split(",") if m]
+    unknown = [m for m in modes if m not in MODES + (ORIGINAL_MODE,)]
+    if unknown:
+        ap.error(f"unknown mode(s) {', '.join(unknown)}; choose from {', '.join(MODES + (ORIGINAL_MODE,))}")
+    if ORIGINAL_MODE in modes:
+        if not args.original_code:
+            ap.error("the original mode needs --original-code DIR, the original DIFFormer code's "
+                     "'node classification' folder (it holds difformer.py)")
+        if not (Path(args.original_code) / "difformer.py").is_file():
+            ap.error(f"no difformer.py in {args.original_code}: --original-code takes the 'node "
+                     "classification' folder of a DIFFormer checkout")
     import torch
 
     if args.threads:
@@ -412,7 +470,10 @@ def main() -> None:
 
     table = report(args, sizes, modes, results, generated, peak, load_before, load_after)
     print(table)
-    if not args.no_write:
+    if not args.no_write and ORIGINAL_MODE in modes:
+        write_section(ROOT / "BENCHMARKS.md", f"<!-- {MARK}:{ORIGINAL_MODE} -->", table)
+        print("wrote BENCHMARKS.md")
+    elif not args.no_write:
         plot(results, sizes, PLOT)
         write_section(ROOT / "BENCHMARKS.md", f"<!-- {MARK}:cpu -->", table)
         print(f"wrote BENCHMARKS.md and {PLOT.relative_to(ROOT)}")
@@ -438,15 +499,22 @@ def report(args, sizes, modes, results, generated, peak, load_before, load_after
         f" --modes {args.modes}" if args.modes != ",".join(MODES) else "") + (
         f" --steps {args.steps}" if args.steps != 3 else "") + (
         f" --node-batch-size {args.node_batch_size}" if args.node_batch_size != 100_000 else "") + (
-        f" --threads {args.threads}" if args.threads else "")
+        f" --threads {args.threads}" if args.threads else "") + (
+        ' --original-code "<DIFFormer checkout>/node classification"' if ORIGINAL_MODE in modes else "")
     opts = next((r["options"] for r in results.values() if "options" in r), None)
     defaults = (f"the model's other options at their defaults (use_weight {str(opts['use_weight']).lower()}, "
                 f"dropout {opts['dropout']:g}, {opts['norm']} norm, alpha {opts['alpha']:g})") if opts else \
         "the model's other options at their defaults"
     label = {"full": "difformer-s, full graph", "lowmem": "difformer-s, full graph, `low_memory: true`",
-             "mini": f"difformer-s, mini-batch ({args.node_batch_size:,} nodes)", "sgformer": "PyG SGFormer, full graph"}
-    unit = {"full": "s / step", "lowmem": "s / step", "mini": "s / epoch", "sgformer": "s / step"}
-    lines = [f"<!-- {MARK}:cpu -->", "## DIFFormer-s on large graphs: time and memory vs N (cpu)", "",
+             "mini": f"difformer-s, mini-batch ({args.node_batch_size:,} nodes)", "sgformer": "PyG SGFormer, full graph",
+             ORIGINAL_MODE: "original DIFFormer code, full graph"}
+    unit = {"full": "s / step", "lowmem": "s / step", "mini": "s / epoch", "sgformer": "s / step", ORIGINAL_MODE: "s / step"}
+    if ORIGINAL_MODE in modes:
+        head = [f"<!-- {MARK}:{ORIGINAL_MODE} -->",
+                "## DIFFormer-s against the original DIFFormer code: one training step, same run (cpu)", ""]
+    else:
+        head = [f"<!-- {MARK}:cpu -->", "## DIFFormer-s on large graphs: time and memory vs N (cpu)", ""]
+    lines = head + [
              f"- date: {dt.date.today().isoformat()}; machine: {machine}",
              f"- command: `{command}`",
              f"- workload: `large_sbm` graphs ({CLASSES} classes, ~{DEGREE:g} neighbours per node, {FEATURES} features, "
@@ -456,7 +524,12 @@ def report(args, sizes, modes, results, generated, peak, load_before, load_after
              f"adjacency; its time is the `first` column). Mini-batch: {args.epochs} epoch(s) over random partitions "
              f"of {args.node_batch_size:,} nodes (induced subgraphs), after a warm-up batch; `inference` is the "
              "chunked full-graph forward pass in eval mode. SGFormer: PyG's model, 2 attention + 2 GCN layers, "
-             "64 hidden, 1 head. Every cell is a fresh process, killed if its resident memory passes "
+             "64 hidden, 1 head. Original DIFFormer code: `difformer.py` of its `node classification` folder, "
+             "imported unmodified, the same options (simple kernel, use_weight false, LayerNorm, residual, "
+             "alpha 0.5, dropout 0.2), its main.py's self loops and log-softmax + NLL loss; torch_sparse, which it "
+             "imports, has no wheel here, so `benchmarks/torch_sparse_standin.py` supplies its two calls "
+             "(`SparseTensor` kept as CSR, `matmul` as torch.sparse.mm, both compiled kernels). "
+             "Every cell is a fresh process, killed if its resident memory passes "
              f"{args.effective_limit:.0f} GiB; memory is its peak RSS and the growth over the loaded graph; "
              "`CPU s` is the process's user + system time per step/epoch (what the timing costs in CPU, which "
              "other load on the machine does not inflate as much as the wall-clock time).",
@@ -502,13 +575,21 @@ def report(args, sizes, modes, results, generated, peak, load_before, load_after
                          + (f"; {s_big:.2f} over {fmt_n(big[0][0])}..{fmt_n(big[-1][0])}" if s_big is not None else ""))
     for n, (orig, mem) in sorted(ORIGINAL.items()):
         t = seconds_of(results.get((n, "full")))
-        if t:
+        if t and (n, ORIGINAL_MODE) not in results:  # measured in this run instead: the line above
             ours = results[(n, "full")]
             lines.append(f"- training step at {fmt_n(n)}: {t:.2f} s"
                          + (f", peak RSS {ours['peak_mib'] / 1024:.1f} GiB" if mem else "")
                          + f"; the original code's {orig} s" + (f" / {mem} GB" if mem else "")
                          + f" was measured on another machine on another day, not in this run, so the ratio "
                          f"({orig / t:.1f}x) is across machines, not a speed-up measured here")
+    orig = [(n, results.get((n, ORIGINAL_MODE)), results.get((n, "full"))) for n in sizes]
+    orig = [(n, a, b) for n, a, b in orig if seconds_of(a) and seconds_of(b)]
+    if orig:
+        lines.append("- original DIFFormer code / difformer-s (full graph, per step, both measured in this run): "
+                     + ", ".join(f"{fmt_n(n)}: **{seconds_of(a) / seconds_of(b):.2f}x** the time, "
+                                 f"{a['peak_mib'] / b['peak_mib']:.2f}x the peak RSS "
+                                 f"({a['peak_mib'] / 1024:.1f} against {b['peak_mib'] / 1024:.1f} GiB)"
+                                 for n, a, b in orig))
     sg = [(n, seconds_of(results.get((n, "sgformer"))), seconds_of(results.get((n, "full")))) for n in sizes]
     sg = [(n, a, b) for n, a, b in sg if a and b]
     if sg:
@@ -516,7 +597,8 @@ def report(args, sizes, modes, results, generated, peak, load_before, load_after
                      + ", ".join(f"{fmt_n(n)}: {a / b:.2f}x" for n, a, b in sg))
     gen = ", ".join(f"{fmt_n(n)}: {generated[n]['generate_s']:.1f} s" for n in sizes)
     lines.append(f"- graph generation (`large_sbm`, once per size): {gen}")
-    lines += ["", f"![DIFFormer-s training time vs N]({PLOT.relative_to(ROOT).as_posix()})"]
+    if ORIGINAL_MODE not in modes:  # the plot is the scaling section's
+        lines += ["", f"![DIFFormer-s training time vs N]({PLOT.relative_to(ROOT).as_posix()})"]
     return "\n".join(lines) + "\n"
 
 
