@@ -31,6 +31,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from authors_code import authors_code_cells, authors_code_line  # noqa: E402
 from bench_layers import findings_lines, write_section  # noqa: E402
 from difformer_runs import CONFIGS, RESULTS, ROOT, cached, partial_path, run_config  # noqa: E402
 
@@ -49,29 +50,6 @@ PAPER = {("difformer-s", "Cora"): "85.9 ± 0.4", ("difformer-a", "Cora"): "84.1 
 # an entry there says "not run here".
 AUTHORS_CODE_FILE = RESULTS / "authors_code.json"
 
-
-def authors_code_line() -> str:
-    if not AUTHORS_CODE_FILE.is_file():
-        return "- authors' code: not run here"
-    info = json.loads(AUTHORS_CODE_FILE.read_text())
-    return (f"- authors' code: {info['what']}, on this machine ({info['date']}); per row: "
-            + "; ".join(f"{r['model']} on {r['dataset']}: `{r['command']}`" for r in info["rows"])
-            + f". {info['environment']} Mean ± std computed here as for our rows (population std) from their "
-            "printed per-run `Final Test`.")
-
-
-def authors_code() -> dict:
-    """(model, dataset) -> "mean ± std" (population std, as our rows) of the authors' code's runs."""
-    if not AUTHORS_CODE_FILE.is_file():
-        return {}
-    rows = json.loads(AUTHORS_CODE_FILE.read_text())["rows"]
-    out = {}
-    for row in rows:
-        runs = row["test_accuracy_per_run"]
-        mean = sum(runs) / len(runs)
-        std = (sum((r - mean) ** 2 for r in runs) / len(runs)) ** 0.5
-        out[(row["model"], row["dataset"])] = f"{mean:.1f} ± {std:.1f} ({len(runs)} runs)"
-    return out
 
 # What we found where our numbers and the paper's differ (kept with the table; edit after a run).
 FINDINGS: list[str] = [
@@ -143,7 +121,8 @@ def render() -> str:
              "--seed 123`: five 20-per-class splits drawn, the first used by all five runs; "
              "`../shared/splits/<Dataset>_difformer_seed123.json`, configs `*_authors.yaml`, `split: file`): "
              "the protocol behind the paper's table, five initialisations on one split",
-             authors_code_line(),
+             authors_code_line(AUTHORS_CODE_FILE, "Mean ± std computed here as for our rows (population std) from "
+                               "their printed per-run `Final Test`."),
              "- paper: Wu et al., ICLR 2023, Table 1 (random protocol). The CiteSeer numbers are not "
              "quoted: no copy of the table could be checked here", "",
              "| dataset | model | random split (%) | public split (%) | authors' split (%) | authors' code, "
@@ -158,7 +137,7 @@ def render() -> str:
                 continue
             secs = [r["seconds"] / max(r["runs_done"], 1) for r in (rand, pub, theirs) if r is not None]
             paper = PAPER.get((model, ds), "not quoted" if ds == "CiteSeer" else "—")
-            code = authors_code().get((model, ds), "not run here")
+            code = authors_code_cells(AUTHORS_CODE_FILE).get((model, ds), "not run here")
             authors = cell(theirs) if (ds.lower(), model) in AUTHORS_CONFIGS else "—"
             lines.append(f"| {ds} | {model} | {cell(rand)} | {cell(pub)} | {authors} | {code} | {paper} | "
                          f"{sum(secs) / len(secs):.0f} |")
