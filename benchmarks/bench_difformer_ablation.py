@@ -62,15 +62,16 @@ PATHS = {
     "adjacency": "normalised adjacency by SciPy counting sorts, 32-bit indices",
     "inference_a": "DIFFormer-a inference, `rows x N` scores at a time (`model.inference`)",
 }
-#: name -> (paths switched off, dropout after the norms: 'fast' or 'plain').
+#: name -> (paths switched off, dropout after the norms: 'fast' or 'plain', model options switched
+#: on: the opt-in paths, which are configuration rather than defaults).
 CONFIGS = {
-    "fast": (set(), "fast"),
-    "unblocked": ({"blocked"}, "fast"),
-    "unblocked, plain attention": ({"blocked", "conv_blocked"}, "fast"),
-    "F.dropout": ({"dropout"}, "plain"),
-    "low memory": (set(), "fast"),
-    "PyG adjacency": ({"adjacency"}, "fast"),
-    "plain": ({"blocked", "conv_blocked", "dropout", "adjacency"}, "plain"),
+    "fast": (set(), "fast", {}),
+    "unblocked": ({"blocked"}, "fast", {}),
+    "unblocked, plain attention": ({"blocked", "conv_blocked"}, "fast", {}),
+    "F.dropout": ({"dropout"}, "plain", {}),
+    "low memory": (set(), "fast", {"low_memory": True}),
+    "PyG adjacency": ({"adjacency"}, "fast", {}),
+    "plain": ({"blocked", "conv_blocked", "dropout", "adjacency"}, "plain", {}),
 }
 #: path -> (configuration with it, configuration with its plain counterpart instead, what is compared).
 COMPARISONS = {
@@ -177,9 +178,9 @@ def child_step(args) -> dict:
     g = load_graph(args.graph)
     res = {"nodes": g.num_nodes, "base_mib": rss_mib()}
     torch.manual_seed(0)
-    model = create_model("difformer-s", in_channels=FEATURES, out_channels=CLASSES, level="node",
-                         low_memory=args.child == "low memory", **SIZE)
-    configure(model, *CONFIGS[args.child])
+    off, dropout, options = CONFIGS[args.child]
+    model = create_model("difformer-s", in_channels=FEATURES, out_channels=CLASSES, level="node", **options, **SIZE)
+    configure(model, off, dropout)
     build_adjacency(model, g, res)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.train()
