@@ -590,6 +590,11 @@ def report(args, sizes, modes, results, generated, peak, load_before, load_after
                                  f"{a['peak_mib'] / b['peak_mib']:.2f}x the peak RSS "
                                  f"({a['peak_mib'] / 1024:.1f} against {b['peak_mib'] / 1024:.1f} GiB)"
                                  for n, a, b in orig))
+        lines.append("- these ratios replace the scaling section's comparison with the original code, whose time "
+                     "there was measured on another machine on another day: here both ran on this machine in one "
+                     "run, in fresh processes one after the other. The original code's time depends on what stands "
+                     "in for torch_sparse: the stand-in multiplies in compressed rows, as torch_sparse itself does "
+                     "(a scatter with `index_add_` would be slower), so the stand-in does not inflate its time.")
     sg = [(n, seconds_of(results.get((n, "sgformer"))), seconds_of(results.get((n, "full")))) for n in sizes]
     sg = [(n, a, b) for n, a, b in sg if a and b]
     if sg:
