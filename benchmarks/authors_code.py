@@ -21,9 +21,16 @@ def authors_code_line(path: Path, how_read: str) -> str:
             + f". {info['environment']} {how_read}")
 
 
+def authors_code_notes(path: Path) -> dict:
+    """(model, dataset) -> what a row's ``note`` says about how its number was picked, if anything."""
+    if not path.is_file():
+        return {}
+    return {(r["model"], r["dataset"]): r["note"] for r in json.loads(path.read_text())["rows"] if r.get("note")}
+
+
 def authors_code_cells(path: Path) -> dict:
     """(model, dataset) -> "mean ± std (k runs)" of the authors' code's runs (population std, as our
-    rows are summarised)."""
+    rows are summarised), or "value (1 run)"."""
     if not path.is_file():
         return {}
     out = {}
@@ -31,5 +38,6 @@ def authors_code_cells(path: Path) -> dict:
         runs = row["test_accuracy_per_run"]
         mean = sum(runs) / len(runs)
         std = (sum((r - mean) ** 2 for r in runs) / len(runs)) ** 0.5
-        out[(row["model"], row["dataset"])] = f"{mean:.1f} ± {std:.1f} ({len(runs)} run{'s' if len(runs) > 1 else ''})"
+        out[(row["model"], row["dataset"])] = (f"{mean:.1f} ± {std:.1f} ({len(runs)} runs)" if len(runs) > 1
+                                               else f"{mean:.1f} (1 run)")
     return out
