@@ -173,7 +173,8 @@ def proteins_code_findings(results: dict) -> list:
             if preset else "")
     return [f"PROTEINS with the released code's defaults, {done}: "
             + ", ".join(f"{t:.1f}" for t in tests) + f", mean {mean:.1f} against the paper's "
-            f"{PAPER[('gradformer', 'PROTEINS')]}{ours}."]
+            f"{PAPER[('gradformer', 'PROTEINS')]}{ours}. These are the settings `gnnformer train --model "
+            "gradformer --dataset PROTEINS` applies by default (its preset)."]
 
 
 def authors_split_findings(results: dict) -> list:

@@ -25,7 +25,11 @@ VARIANTS = {
        for m in ("gps", "gradformer") for n in (12, 24)},
     "depth_nci1_gps_12layers_graphgps_layout.yaml": {"model_args.layers": 12},
     "depth_nci1_gradformer_12layers_graphgps_layout.yaml": {"model_args.layers": 12},
-    "proteins_gradformer_authors_code.yaml": {"model_args.layers": 10, "model_args.gamma": 0.5, **AUTHORS_LAYOUT},
+    # The PROTEINS preset is the released code's defaults; these rows ran the NCI1 script's layers and
+    # gamma with GraphGPS's input and head.
+    **{f"proteins_gradformer_{p}.yaml": {"model_args.layers": 4, "model_args.gamma": 0.6,
+                                          "model_args.pe_combine": None, "model_args.head": None}
+       for p in ("seeds", "cv", "authors")},
     "depth_nci1_gradformer_24layers_warmup.yaml": {"model_args.layers": 24, **AUTHORS_LAYOUT,
                                                    "scheduler": "cosine", "warmup_epochs": 5},
     **{f"depth_nci1_{m}_24layers_lr3e-4.yaml": {"model_args.layers": 24, **AUTHORS_LAYOUT, "lr": 0.0003,
