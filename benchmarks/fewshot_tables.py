@@ -274,7 +274,8 @@ def convergence_section() -> str:
              f"- date of the runs: {dates}; machine: {platform.machine()}, 2 shared cores, torch {torch.__version__}, "
              "one thread per run",
              "- commands: `gnnformer fewshot --config configs/fewshot/<dataset>_<k>shot.yaml --data-root "
-             "../shared/datasets episodes=300 val_every=25 patience=4 methods=... pretrain=... --out runs/<name>`, "
+             "../shared/datasets episodes=300 val_every=25 patience=P methods=... pretrain=... --out runs/<name>` (P: the "
+             "patience column, in validation checks without a better score), "
              "then `python benchmarks/fewshot_tables.py --convergence runs/<name> --data-root ../shared/datasets`; the last meta-training task is "
              "held out (never trained on, never a test task), scored on 10 support draws every 25 outer steps, and "
              "the best step's weights are tested (30 draws per test task, every draw counted)",
@@ -289,9 +290,10 @@ def convergence_section() -> str:
              "repository's numbers were reported (its test tasks scored after every epoch, each task's maximum "
              "kept). It selects on the test tasks, so it is for that comparison only.",
              "",
-             "| run | model | pre-training | steps run | selected step | validation ROC-AUC (%) | test ROC-AUC (%) | "
-             "test thresholded (%) | per-task best over steps (%) | repository, thresholded (%) | embedding spread |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| run | model | pre-training | patience | steps run | selected step | validation ROC-AUC (%) | "
+             "test ROC-AUC (%) | test thresholded (%) | per-task best over steps (%) | repository, thresholded (%) | "
+             "embedding spread |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for path, m in stored:
         repo = REPO_THRESHOLDED.get((m["dataset"], m["shots"]))
         for r in m["runs"]:
@@ -305,8 +307,9 @@ def convergence_section() -> str:
             norm = (m.get("model_config") or {}).get("norm") or (m.get("config") or {}).get("model_args", {}).get(
                 "norm", "layer")
             label += f", {NORM_LABELS.get(norm, norm)}"
+            patience = (m.get("config") or {}).get("patience", "—")
             lines.append(f"| {path.stem} ({m['dataset']} {m['shots']}-shot) | {label} | "
-                         f"{r['pretrain']} | {v['steps'][-1] if v else '—'} | {v.get('best_step', '—')} | "
+                         f"{r['pretrain']} | {patience} | {v['steps'][-1] if v else '—'} | {v.get('best_step', '—')} | "
                          f"{pct(best) if best is not None else '—'} | {pct(r['mean'])} | "
                          f"{pct(r['thresholded']['mean'])} | {best_over_steps(r)} | {anchor} | {spread(r)} |")
     for path, _ in stored:  # the plots after the table, which they would split
@@ -353,11 +356,14 @@ CONVERGENCE_FINDINGS: list = [
     "the repository's GIN under MAML (63.7 and 59.3) and the same GCN fine-tuned on all training tasks at once "
     "(71.0 / 64.0 and 66.1 / 59.8); the validation score was still rising at the last steps, so 300 steps did "
     "not converge it.",
-    "Tox21 5-shot from random weights (BatchNorm) kept its initial weights: the validation score did not beat "
-    "step 0 within 4 checks (100 steps), so patience stopped the run; the untrained head puts every "
-    "probability on one side of 0.5 (thresholded 50.0, ROC-AUC 63.5). The 10-shot curve dipped until step 50 "
-    "before it climbed, so patience 4 at 25 steps is too short for this slow start; the row is due a re-run "
-    "with more patience.",
+    "Tox21 5-shot from random weights (BatchNorm) kept its initial weights with patience 4: the validation "
+    "score did not beat step 0 within 4 checks (100 steps), so patience stopped the run; the untrained head puts "
+    "every probability on one side of 0.5 (thresholded 50.0, ROC-AUC 63.5). The curve dips after step 0 before "
+    "it climbs (as at 10 shots, until step 50), so the same run with patience 8 (fewshot-tox21-5shot-batchnorm-p8, "
+    "`... tox21_5shot.yaml ... patience=8 methods=fs-gin pretrain=none track_test=true`) went the full 300 steps: "
+    "validation at its lowest at step 25 (60.3), best at step 250 (70.5), and the selected weights test at "
+    "67.9 ROC-AUC / 62.5 thresholded, above the repository's GIN under MAML at 5 shots (59.3 thresholded) "
+    "from random weights where that baseline starts from Hu et al.'s GIN. The few-shot configs now use patience 8.",
     "SIDER stays short: from Hu et al.'s GCN 62.9 / 59.4 at 10 shots and 62.1 / 58.8 at 5, against the "
     "repository's GIN under MAML at 70.9 and 70.6 thresholded; from random weights 59.6 / 54.9 at 10 shots. "
     "The repository's way of reporting explains little of it: each test task's best over the validation steps "
