@@ -1,4 +1,6 @@
 """The torch.func inner loop, the outer loop's two learning rates, test-time adaptation, the model."""
+import copy
+
 import pytest
 import torch
 from torch.func import functional_call
@@ -43,6 +45,27 @@ def test_inner_loop_adapts_copies_and_leaves_the_model_alone(kind, adapt, batch,
     loss_before = bce(adapter.logits(own, adapter.features(batch)), labels)
     loss_after = bce(adapter.logits(adapted, adapter.features(batch)), labels)
     assert loss_after < loss_before  # the support loss went down
+
+
+@pytest.mark.parametrize("kind", ["fs-gnncvtr", "fs-gin"])
+@pytest.mark.parametrize("adapt", ["encoder", "all"])
+def test_inner_loop_in_training_mode_normalises_with_the_batch_and_keeps_running_statistics(kind, adapt, batch,
+                                                                                            labels):
+    # Meta-training adapts the GIN in training mode, where BatchNorm would update its running statistics in
+    # place: inside torch.func's transform that is an error, so the inner loop runs on copies of them.
+    model = create_fewshot_model(kind, **TINY, tr_dropout=0.0).train()
+    assert any(isinstance(m, torch.nn.BatchNorm1d) for m in model.modules())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    adapter = Adapter(model, adapt)
+    adapted = inner_loop(adapter, adapter.features(batch), labels, steps=1, lr=0.1)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    # The same SGD step by ordinary autograd on a copy in training mode (batch statistics).
+    twin = copy.deepcopy(model)
+    own = dict(twin.named_parameters())
+    grads = torch.autograd.grad(bce(twin(batch).view(-1), labels), [own[n] for n in adapter.names])
+    for n, g in zip(adapter.names, grads):
+        torch.testing.assert_close(adapted[n], before[n] - 0.1 * g)
 
 
 def test_first_order_outer_gradient_is_query_gradient_at_adapted_params(batch, labels):

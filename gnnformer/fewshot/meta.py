@@ -82,7 +82,13 @@ class Adapter:
     def features(self, data: Batch) -> Features:
         return self.model.embed(data) if self.adapt == "head" else data
 
-    def logits(self, params: Dict[str, Tensor], feats: Features) -> Tensor:
+    def logits(self, params: Dict[str, Tensor], feats: Features, copy_buffers: bool = False) -> Tensor:
+        """``copy_buffers``: run on copies of the module's buffers (BatchNorm's running statistics),
+        as a call inside a ``torch.func`` transform must: it may not mutate a tensor it did not
+        create. The copies' updates are dropped, so the inner loop's support batches normalise with
+        their own statistics but leave the running ones to the outer loop's query batches."""
+        if copy_buffers:
+            params = {**{n: b.clone() for n, b in self.module.named_buffers()}, **params}
         return functional_call(self.module, params, (feats,)).view(-1)
 
 
@@ -109,7 +115,7 @@ def inner_loop(adapter: Adapter, feats: Features, labels: Tensor, steps: int, lr
     params = adapter.initial() if params is None else params
 
     def support_loss(p: Dict[str, Tensor]) -> Tensor:
-        return bce(adapter.logits(p, feats), labels)
+        return bce(adapter.logits(p, feats, copy_buffers=True), labels)
 
     for _ in range(steps):
         grads = grad(support_loss)(params)
