@@ -11,6 +11,11 @@ import json
 from pathlib import Path
 
 
+def _rows(path: Path) -> list:
+    """The file's per-row entries; none when nothing was run."""
+    return json.loads(path.read_text())["rows"] if path.is_file() else []
+
+
 def authors_code_line(path: Path, how_read: str) -> str:
     """The table's bullet naming what ran and how, or that nothing did."""
     if not path.is_file():
@@ -23,18 +28,14 @@ def authors_code_line(path: Path, how_read: str) -> str:
 
 def authors_code_notes(path: Path) -> dict:
     """(model, dataset) -> what a row's ``note`` says about how its number was picked, if anything."""
-    if not path.is_file():
-        return {}
-    return {(r["model"], r["dataset"]): r["note"] for r in json.loads(path.read_text())["rows"] if r.get("note")}
+    return {(r["model"], r["dataset"]): r["note"] for r in _rows(path) if r.get("note")}
 
 
 def authors_code_cells(path: Path) -> dict:
     """(model, dataset) -> "mean ± std (k runs)" of the authors' code's runs (population std, as our
     rows are summarised), or "value (1 run)"."""
-    if not path.is_file():
-        return {}
     out = {}
-    for row in json.loads(path.read_text())["rows"]:
+    for row in _rows(path):
         runs = row["test_accuracy_per_run"]
         mean = sum(runs) / len(runs)
         std = (sum((r - mean) ** 2 for r in runs) / len(runs)) ** 0.5

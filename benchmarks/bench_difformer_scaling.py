@@ -60,6 +60,7 @@ from bench_layers import write_section  # noqa: E402
 MARK = "bench_difformer_scaling"
 MODES = ("full", "lowmem", "mini", "sgformer")
 ORIGINAL_MODE = "original"  # opt-in: needs a checkout of the original code
+ALL_MODES = MODES + (ORIGINAL_MODE,)
 SIZE = dict(hidden=64, layers=2, heads=1, use_graph=True)
 FEATURES, CLASSES, DEGREE = 128, 10, 11.0
 #: The original DIFFormer code on this workload (2 layers, 128 -> 64, ~11 edges per node), one
@@ -156,7 +157,8 @@ def child(args) -> dict:
     task = get_task("node_classification")
     if args.child == ORIGINAL_MODE:
         model = original_model(args.original_code)
-        res["options"] = {"use_weight": False, "dropout": 0.2, "norm": "layer", "alpha": 0.5}
+        res["options"] = {"use_weight": model.convs[0].use_weight, "dropout": model.dropout,
+                          "norm": "layer" if model.use_bn else "no", "alpha": model.alpha}
         # Its main.py adds self loops to the input graph before training (data preparation, untimed).
         from torch_geometric.utils import add_self_loops, remove_self_loops
 
@@ -383,6 +385,11 @@ def plot(results: dict, sizes, path: Path) -> None:
     plt.close(fig)
 
 
+def section_mark(modes) -> str:
+    """A run with the original code writes its own section; every other run the scaling section."""
+    return f"<!-- {MARK}:{ORIGINAL_MODE if ORIGINAL_MODE in modes else 'cpu'} -->"
+
+
 def fmt_n(n: int) -> str:
     e = int(round(math.log10(n)))
     return f"10^{e}" if 10**e == n else f"{n:,}"
@@ -392,7 +399,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default=DEFAULT_SIZES, help="comma-separated node counts (1e6 or 1000000)")
     ap.add_argument("--modes", default=",".join(MODES),
-                    help=f"comma-separated, from {', '.join(MODES + (ORIGINAL_MODE,))} ({ORIGINAL_MODE}: opt-in)")
+                    help=f"comma-separated, from {', '.join(ALL_MODES)} ({ORIGINAL_MODE}: opt-in)")
     ap.add_argument("--original-code", default=None, metavar="DIR",
                     help="the original DIFFormer code's 'node classification' folder (for the original mode)")
     ap.add_argument("--steps", type=int, default=3, help="timed full-graph steps after one warm-up step")
@@ -422,9 +429,9 @@ def main() -> None:
         args.sizes, args.steps, args.node_batch_size, args.no_write = "2000,20000", 1, 5000, True
     sizes = [int(float(s)) for s in args.sizes.split(",")]
     modes = [m for m in args.modes.split(",") if m]
-    unknown = [m for m in modes if m not in MODES + (ORIGINAL_MODE,)]
+    unknown = [m for m in modes if m not in ALL_MODES]
     if unknown:
-        ap.error(f"unknown mode(s) {', '.join(unknown)}; choose from {', '.join(MODES + (ORIGINAL_MODE,))}")
+        ap.error(f"unknown mode(s) {', '.join(unknown)}; choose from {', '.join(ALL_MODES)}")
     if ORIGINAL_MODE in modes:
         if not args.original_code:
             ap.error("the original mode needs --original-code DIR, the original DIFFormer code's "
@@ -470,13 +477,11 @@ def main() -> None:
 
     table = report(args, sizes, modes, results, generated, peak, load_before, load_after)
     print(table)
-    if not args.no_write and ORIGINAL_MODE in modes:
-        write_section(ROOT / "BENCHMARKS.md", f"<!-- {MARK}:{ORIGINAL_MODE} -->", table)
-        print("wrote BENCHMARKS.md")
-    elif not args.no_write:
-        plot(results, sizes, PLOT)
-        write_section(ROOT / "BENCHMARKS.md", f"<!-- {MARK}:cpu -->", table)
-        print(f"wrote BENCHMARKS.md and {PLOT.relative_to(ROOT)}")
+    if not args.no_write:
+        write_section(ROOT / "BENCHMARKS.md", section_mark(modes), table)
+        if ORIGINAL_MODE not in modes:  # the plot is the scaling section's
+            plot(results, sizes, PLOT)
+        print("wrote BENCHMARKS.md" + ("" if ORIGINAL_MODE in modes else f" and {PLOT.relative_to(ROOT)}"))
 
 
 def machine_line(load_before: float | None, load_after: float | None, threads: int | None = None) -> str:
@@ -509,12 +514,9 @@ def report(args, sizes, modes, results, generated, peak, load_before, load_after
              "mini": f"difformer-s, mini-batch ({args.node_batch_size:,} nodes)", "sgformer": "PyG SGFormer, full graph",
              ORIGINAL_MODE: "original DIFFormer code, full graph"}
     unit = {"full": "s / step", "lowmem": "s / step", "mini": "s / epoch", "sgformer": "s / step", ORIGINAL_MODE: "s / step"}
-    if ORIGINAL_MODE in modes:
-        head = [f"<!-- {MARK}:{ORIGINAL_MODE} -->",
-                "## DIFFormer-s against the original DIFFormer code: one training step, same run (cpu)", ""]
-    else:
-        head = [f"<!-- {MARK}:cpu -->", "## DIFFormer-s on large graphs: time and memory vs N (cpu)", ""]
-    lines = head + [
+    title = ("DIFFormer-s against the original DIFFormer code: one training step, same run (cpu)"
+             if ORIGINAL_MODE in modes else "DIFFormer-s on large graphs: time and memory vs N (cpu)")
+    lines = [section_mark(modes), f"## {title}", "",
              f"- date: {dt.date.today().isoformat()}; machine: {machine}",
              f"- command: `{command}`",
              f"- workload: `large_sbm` graphs ({CLASSES} classes, ~{DEGREE:g} neighbours per node, {FEATURES} features, "

@@ -304,15 +304,13 @@ def convergence_section() -> str:
             best = v["roc_auc"][v["steps"].index(v["best_step"])] if v else None
             anchor = "—" if repo is None else (repo[0] if r["method"] == "fs-gnncvtr" else repo[1] if r["method"] == "fs-gin"
                                                 else "—")
-            conv = (m.get("config") or {}).get("model_args", {}).get("conv", "gin")
+            config = m.get("config") or {}
+            conv = config.get("model_args", {}).get("conv", "gin")
             label = LABELS[r["method"]].replace("GIN", conv.upper() if conv != "gin" else "GIN")
             # Runs stored before metrics.json named the resolved model were made with the then default, LayerNorm.
-            norm = (m.get("model_config") or {}).get("norm") or (m.get("config") or {}).get("model_args", {}).get(
-                "norm", "layer")
+            norm = (m.get("model_config") or {}).get("norm") or config.get("model_args", {}).get("norm", "layer")
             label += f", {NORM_LABELS.get(norm, norm)}"
-            patience = (m.get("config") or {}).get("patience", "—")
-            adapts = (m.get("config") or {}).get("adapt", "head")
-            draws = (m.get("config") or {}).get("draws", "—")
+            patience, adapts, draws = config.get("patience", "—"), config.get("adapt", "head"), config.get("draws", "—")
             seconds = (f"{r['train_seconds']:.0f} + {r['eval_seconds']:.0f}" if r.get("train_seconds") is not None
                        else "—")
             lines.append(f"| {path.stem} ({m['dataset']} {m['shots']}-shot) | {label} | "

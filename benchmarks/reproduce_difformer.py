@@ -140,6 +140,7 @@ def render() -> str:
              "| dataset | model | random split (%) | public split (%) | authors' split (%) | authors' code, "
              "authors' split (%) | paper (%) | s / run |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
+    code_cells = authors_code_cells(AUTHORS_CODE_FILE)
     for ds in DATASETS:
         for model in MODELS:
             rand = results.get(f"{ds.lower()}_{model}_random")
@@ -149,7 +150,7 @@ def render() -> str:
                 continue
             secs = [r["seconds"] / max(r["runs_done"], 1) for r in (rand, pub, theirs) if r is not None]
             paper = PAPER.get((model, ds), "not quoted" if ds == "CiteSeer" else "—")
-            code = authors_code_cells(AUTHORS_CODE_FILE).get((model, ds), "not run here")
+            code = code_cells.get((model, ds), "not run here")
             authors = cell(theirs) if (ds.lower(), model) in AUTHORS_CONFIGS else "—"
             lines.append(f"| {ds} | {model} | {cell(rand)} | {cell(pub)} | {authors} | {code} | {paper} | "
                          f"{sum(secs) / len(secs):.0f} |")
