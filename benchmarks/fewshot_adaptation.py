@@ -3,7 +3,8 @@
 Re-evaluates every meta-trained checkpoint of `gnnformer fewshot` runs on the same support draws
 with 0 adaptation steps (the meta-learned initialisation scores the queries as it is) and stores
 the result beside the run's own numbers (10 steps) in benchmarks/results/fewshot/adaptation.json;
-benchmarks/fewshot_tables.py prints them under the ROC-AUC tables.
+benchmarks/fewshot_tables.py prints them under the few-shot tables. A row is kept per
+(dataset, shots, method, pre-training): the run named last replaces an earlier one.
 
     python benchmarks/fewshot_adaptation.py runs/fewshot-tox21-5shot runs/fewshot-tox21-10shot ...
 """
@@ -46,7 +47,9 @@ def main() -> None:
             key = (metrics["dataset"], metrics["shots"], run["method"], run["pretrain"])
             rows = [r for r in rows if (r["dataset"], r["shots"], r["method"], r["pretrain"]) != key]
             rows.append({"dataset": key[0], "shots": key[1], "method": key[2], "pretrain": key[3],
-                         "steps": spec.steps, "adapted": run["mean"], "not_adapted": summary["mean"],
+                         "run": run_dir.name, "steps": spec.steps,
+                         "adapted": run["mean"], "adapted_thresholded": run["thresholded"]["mean"],
+                         "not_adapted": summary["mean"], "not_adapted_thresholded": summary["thresholded"]["mean"],
                          "not_adapted_per_task": {k: v["mean"] for k, v in summary["per_task"].items()}})
             print(*key, f"adapted {run['mean']:.4f}  not adapted {summary['mean']:.4f}", flush=True)
             OUT.parent.mkdir(parents=True, exist_ok=True)
