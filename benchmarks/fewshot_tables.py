@@ -32,6 +32,9 @@ from bench_layers import findings_lines, write_section  # noqa: E402
 
 MARK = "<!-- fewshot_gnncvtr -->"
 RESULTS = ROOT / "benchmarks" / "results" / "fewshot"
+CONVERGENCE = RESULTS / "convergence"  # every stored run: <run folder name>.json and .png
+CONVERGENCE_MARK = "<!-- fewshot_convergence -->"
+NORM_LABELS = {"batch": "BatchNorm", "layer": "LayerNorm", "none": "no norm"}
 LABELS = {"fs-gnncvtr": "FS-GNNCvTR (meta)", "fs-gin": "GIN (meta)", "finetune": "GIN fine-tuned"}
 PRETRAIN = {"none": "", "attrmask": " + attr. masking", "hu": " + Hu et al. weights"}
 #: Mean over the test tasks (%) in the FS-GNNCvTR repository's result files: FS-GNNCvTR and its GIN
@@ -95,11 +98,6 @@ def _portable(obj):
 
 def pct(x: float) -> str:
     return f"{100 * x:.2f}"
-
-
-CONVERGENCE = RESULTS / "convergence"
-NORM_LABELS = {"batch": "BatchNorm", "layer": "LayerNorm", "none": "no norm"}
-CONVERGENCE_MARK = "<!-- fewshot_convergence -->"
 
 
 def model_label(metrics: dict, run: dict) -> str:
@@ -286,7 +284,7 @@ def convergence_section(runs: dict) -> str:
              "- commands: `gnnformer fewshot --config configs/fewshot/<dataset>_<k>shot.yaml --data-root "
              "../shared/datasets episodes=300 val_every=25 patience=P methods=... pretrain=... --out runs/<name>` (P: the "
              "patience column, in validation checks without a better score), "
-             "then `python benchmarks/fewshot_tables.py --convergence runs/<name> --data-root ../shared/datasets`; the last meta-training task is "
+             "then `python benchmarks/fewshot_tables.py runs/<name> --data-root ../shared/datasets`; the last meta-training task is "
              "held out (never trained on, never a test task), scored on 10 support draws every 25 outer steps, and "
              "the best step's weights are tested (the draws column: support draws per test task, every draw counted)",
              "- test ROC-AUC: on the probabilities; thresholded: the FS-GNNCvTR code's metric (ROC-AUC of the "
