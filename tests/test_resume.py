@@ -43,7 +43,10 @@ def epoch_of(path: Path) -> int:
 
 def start_and_wait(out: Path, env, run: int, epoch: int, timeout: float = 300) -> subprocess.Popen:
     """Start `train` and return once run ``run`` has saved epoch ``epoch`` or later."""
-    proc = subprocess.Popen(command(out), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell starts background jobs with SIGINT ignored, and a child inherits that: restore the default so
+    # that Python installs its KeyboardInterrupt handler in `train` wherever the tests run.
+    proc = subprocess.Popen(command(out), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     state = out / "resume" / f"run{run}.state.pt"
     deadline = time.monotonic() + timeout
     while epoch_of(state) < epoch:
