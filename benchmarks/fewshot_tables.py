@@ -443,11 +443,11 @@ def main() -> None:
     runs = [] if args.from_results else [*args.runs, *args.convergence]
     for run in runs:
         if not (run / "metrics.json").is_file():
-            sys.exit(f"{run} holds no metrics.json: pass folders written by `gnnformer fewshot`")
+            ap.error(f"{run} holds no metrics.json: pass folders written by `gnnformer fewshot`")
         store_convergence(run, args.data_root)
     stored = stored_runs()
     if not stored:
-        sys.exit("no results: pass run folders or keep benchmarks/results/fewshot/convergence/*.json")
+        ap.error("no results: pass run folders or keep benchmarks/results/fewshot/convergence/*.json")
     for mark, text in ((MARK, tables_section(stored)), (CONVERGENCE_MARK, convergence_section(stored))):
         if args.no_write:
             print(text)
