@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError
-from ..nn import ShortestPathDecay, spd_to_dense
+from ..nn import ShortestPathDecay
 from ..registry import MODELS
 from .gps import GPS, GPSConfig
 
@@ -73,9 +73,12 @@ class Gradformer(GPS):
         return {**super().encodings(cfg), "spd": True}
 
     def decay_mask(self, data) -> Tensor:
-        """``[B, H, Nmax, Nmax]`` multiplicative mask in :func:`to_dense_batch` layout."""
+        """``[B, H, Nmax, Nmax]`` multiplicative mask in :func:`to_dense_batch` layout (0 on padding)."""
         scale = self.decay_scale(data)
-        return scale(torch.arange(scale.sizes.numel(), device=scale.sizes.device), scale.n_max)
+        graphs = torch.arange(scale.sizes.numel(), device=scale.sizes.device)
+        mask = scale(graphs, scale.n_max)
+        real = torch.arange(scale.n_max, device=mask.device)[None, :] < scale.sizes[:, None]
+        return mask.masked_fill(~(real[:, :, None] & real[:, None, :])[:, None], 0.0)
 
     def decay_scale(self, data) -> "SubsetDecay":
         """The decay mask as a function of (graph ids, n): what the attention asks for per size group."""
@@ -86,10 +89,17 @@ class Gradformer(GPS):
                 "precompute_encodings(graphs, spd=True) (the trainer does this)"
             )
         batch = getattr(data, "batch", None)
-        dense = spd_to_dense(spd, batch)  # same (graph, k-th node) positions as to_dense_batch
-        B, n_max = dense.shape[:2]
-        sizes = torch.full((B,), n_max, device=dense.device) if batch is None else torch.bincount(batch, minlength=B)
-        return SubsetDecay(self.decay, dense, sizes)
+        if batch is None:
+            sizes = torch.tensor([int(data.num_nodes)], device=spd.device)
+        else:
+            sizes = torch.bincount(batch, minlength=int(getattr(data, "num_graphs", 0) or 0))
+        needed = int((sizes * sizes).sum())
+        if needed != spd.numel():
+            raise ValueError(
+                f"spd has {spd.numel()} entries but the graphs' sizes need {needed} "
+                "(sum of n^2); was it batched with a different batch vector?"
+            )
+        return SubsetDecay(self.decay, spd, sizes)
 
     def embed(self, data) -> Tensor:
         h = self.encoder(data)
@@ -108,19 +118,34 @@ class SubsetDecay:
 
     The attention pads each size group of a batch on its own; building the mask for the whole
     batch padded to its largest graph (7x the cells on NCI1) and slicing it per group would cost
-    more than the attention itself, forward and backward. Each (graphs, n) is built once per
-    forward and reused by every layer, so gradients of the shared hop thresholds add up.
+    more than the attention itself, forward and backward. So each group's distances are scattered
+    straight from the batch's flat ``spd`` (graph by graph, ``n_i^2`` entries each) into a
+    ``[b, n, n]`` block, ``inf`` for unreachable pairs and for padding (where the mask is then 0
+    for ``gamma < 1``; the attention never reads it). Each (graphs, n) is built once per forward
+    and reused by every layer, so gradients of the shared hop thresholds add up.
     """
 
-    def __init__(self, decay: ShortestPathDecay, spd_dense: Tensor, sizes: Tensor) -> None:
-        self.decay, self.spd, self.sizes = decay, spd_dense, sizes
-        self.n_max = spd_dense.size(1)
+    def __init__(self, decay: ShortestPathDecay, spd: Tensor, sizes: Tensor) -> None:
+        self.decay, self.sizes = decay, sizes
+        self.dist = spd.to(decay.hop.dtype).masked_fill(spd < 0, float("inf"))
+        squares = sizes * sizes
+        self.starts = torch.cumsum(squares, 0) - squares  # first entry of every graph in spd
+        self.n_max = int(sizes.max()) if sizes.numel() else 0
         self._built: dict = {}
 
     def __call__(self, graphs: Tensor, n: int) -> Tensor:
         key = (n, tuple(graphs.tolist()))
         if key not in self._built:
-            spd = self.spd[graphs, :n, :n]
-            node_mask = torch.arange(n, device=spd.device)[None, :] < self.sizes[graphs, None]
-            self._built[key] = self.decay(spd, node_mask)
+            self._built[key] = self.decay.from_distances(self._distances(graphs, n))
         return self._built[key]
+
+    def _distances(self, graphs: Tensor, n: int) -> Tensor:
+        sizes = self.sizes[graphs]
+        squares = sizes * sizes
+        owner = torch.repeat_interleave(torch.arange(graphs.numel(), device=sizes.device), squares)
+        within = torch.arange(owner.numel(), device=sizes.device) - (torch.cumsum(squares, 0) - squares)[owner]
+        rows = sizes[owner]
+        i = torch.div(within, rows, rounding_mode="floor")
+        out = torch.full((graphs.numel(), n, n), float("inf"), dtype=self.dist.dtype, device=self.dist.device)
+        out.view(-1)[owner * (n * n) + i * n + (within - i * rows)] = self.dist[self.starts[graphs][owner] + within]
+        return out

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.utils import scatter, softmax, to_dense_batch
 
+from .dense_attention import grouped_attention
 from .dropout import fast_dropout
 
 GRAPHS = ("complete", "edges")
@@ -219,19 +220,36 @@ class GraphMultiheadAttention(nn.Module):
         the ``[B, ..., Nmax, Nmax]`` tensors are sliced rather than rebuilt. All groups' padded
         rows live in one buffer, filled and read back with one index operation each."""
         padded = qkv.new_zeros(layout.rows, qkv.size(1)).index_copy(0, layout.slot, qkv)
-        outs, start = [], 0
-        for ids, n, mask in zip(layout.groups, layout.sizes, layout.masks):
-            b = ids.numel()
 
-            def block(t: Tensor | None) -> Tensor | None:
-                return None if t is None else t[..., :n, :n][ids]
+        def block(t: Tensor | None, ids: Tensor, n: int) -> Tensor | None:
+            return None if t is None else t[..., :n, :n][ids]
 
-            scale = attn_scale(ids, n) if callable(attn_scale) else block(attn_scale)
-            out, _ = self._attend(padded[start:start + b * n].view(b, n, -1), mask, block(attn_bias),
-                                  block(attn_mask), scale, False)
-            outs.append(out.reshape(b * n, -1))
-            start += b * n
+        scales = [attn_scale(ids, n) if callable(attn_scale) else block(attn_scale, ids, n)
+                  for ids, n in zip(layout.groups, layout.sizes)]
+        if self._use_kernel(attn_bias, attn_mask, attn_scale, qkv.device):
+            factors = [None if s is None else _per_head(s, ids.numel(), n, "attn_scale")
+                       for s, ids, n in zip(scales, layout.groups, layout.sizes)]
+            out = grouped_attention(padded, layout.masks, self.heads, factors, self.dropout, self.training)
+            return out.index_select(0, layout.slot)
+        # One split rather than a slice per group: a slice's backward writes its gradient into a
+        # zeroed copy of the whole buffer, a split's concatenates the pieces once.
+        pieces = padded.split([ids.numel() * n for ids, n in zip(layout.groups, layout.sizes)])
+        outs = []
+        for ids, n, mask, piece, scale in zip(layout.groups, layout.sizes, layout.masks, pieces, scales):
+            out, _ = self._attend(piece.view(ids.numel(), n, -1), mask, block(attn_bias, ids, n),
+                                  block(attn_mask, ids, n), scale, False)
+            outs.append(out.reshape(ids.numel() * n, -1))
         return torch.cat(outs).index_select(0, layout.slot)
+
+    def _use_kernel(self, attn_bias: Tensor | None, attn_mask: Tensor | None, attn_scale: AttnScale | None,
+                    device: torch.device) -> bool:
+        """Whether :func:`~gnnformer.nn.dense_attention.grouped_attention` runs the attention: for a
+        multiplicative factor (which PyTorch's fused kernel has no slot for: its float mask is added)
+        or for dropout in training on CPU (the fused kernel draws its mask with bernoulli_, several
+        times slower there than the rest of the attention); not with biases or masks."""
+        if attn_bias is not None or attn_mask is not None:
+            return False
+        return attn_scale is not None or (self.training and self.dropout > 0 and device.type == "cpu")
 
     def _attend(
         self, qkv: Tensor, mask: Tensor, attn_bias: Tensor | None, attn_mask: Tensor | None,
@@ -243,13 +261,16 @@ class GraphMultiheadAttention(nn.Module):
         B, Nmax = mask.shape
         q, k, v = qkv.view(B, Nmax, 3, H, D).permute(2, 0, 3, 1, 4)  # each [B, H, Nmax, D]
 
+        if not return_weights and self._use_kernel(attn_bias, attn_mask, attn_scale, qkv.device) \
+                and bool(mask.any(dim=-1).all()):  # (the kernel needs a node in every graph)
+            factor = None if attn_scale is None else _per_head(attn_scale, B, Nmax, "attn_scale")
+            out = grouped_attention(qkv.reshape(B * Nmax, -1), [mask], H, [factor], self.dropout, self.training)
+            return out.view(B, Nmax, H * D), None
+
         if attn_scale is not None:
-            # A multiplicative factor has no slot in the fused kernel (its float mask is added).
             weights = self._scaled_weights(q, k, mask, attn_scale, attn_bias, attn_mask)
             return (weights @ v).transpose(1, 2).reshape(B, Nmax, H * D), weights
 
-        # The fused kernel's own dropout draws its mask with bernoulli_, several times slower on CPU
-        # than the rest of the attention: with dropout in training, the explicit path below is faster.
         fused_ok = not (self.training and self.dropout > 0 and qkv.device.type == "cpu")
         if not return_weights and attn_mask is None and fused_ok:
             out = self._complete_fused(q, k, v, mask, attn_bias)

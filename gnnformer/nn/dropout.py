@@ -29,7 +29,9 @@ _LEVELS = 1 << 16
 
 def keep_mask(like: Tensor, p: float, out: Optional[Tensor] = None) -> tuple[Tensor, float]:
     """A boolean mask shaped like ``like``, each entry ``True`` with probability ``1 - p``
-    (``p`` rounded to a multiple of ``2^-16``), and the scale ``1 / (1 - p)`` of that rounded ``p``."""
+    (``p`` rounded to a multiple of ``2^-16``), and the scale ``1 / (1 - p)`` of that rounded ``p``.
+    With a float ``out`` the mask is written there as 0 / 1 (the comparison writes floats directly,
+    several times faster than a boolean mask converted by a later product)."""
     cut = min(int(round(p * _LEVELS)), _LEVELS - 1)
     n = like.numel()
     bits = torch.randint(-2**63, 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=like.device)
@@ -78,7 +80,8 @@ class _Dropout(torch.autograd.Function):
             kb, scale = keep_mask(xb, p, out=None if pack else keep[s:s + rows])
             if relu:
                 kb.logical_and_(xb > 0)
-            torch.mul(xb, kb, out=out2[s:s + rows]).mul_(scale)  # (faster than masked_fill_ here)
+            # Bytes, not bools: a float-by-bool product converts the mask first, 3x slower.
+            torch.mul(xb, kb.view(torch.uint8), out=out2[s:s + rows]).mul_(scale)
             if pack:
                 pack_bits(kb, out=keep[s * cols // 8:(s * cols + kb.numel() + 7) // 8])
         ctx.save_for_backward(keep)
@@ -100,7 +103,7 @@ class _Dropout(torch.autograd.Function):
                 kb = unpack_bits(keep[s * cols // 8:(s * cols + gb.numel() + 7) // 8], gb.numel()).view(gb.shape)
             else:
                 kb = keep[s:s + rows]
-            torch.mul(gb, kb, out=out[s:s + rows]).mul_(ctx.scale)
+            torch.mul(gb, kb.view(torch.uint8), out=out[s:s + rows]).mul_(ctx.scale)
         return out.view(grad.shape), None, None, None, None
 
 
