@@ -108,6 +108,7 @@ def child_ours(name: str, args) -> dict:
     from gnnformer.models import create_model
     from gnnformer.registry import MODELS as REGISTRY
     import gnnformer.training as T
+    from gnnformer.training.optim import build_optimizer
 
     name, _, variant = name.partition(":")
     if name not in REGISTRY:
@@ -119,7 +120,7 @@ def child_ours(name: str, args) -> dict:
     base = rss_mib()
     T.seed_everything(0)
     model = create_model(cfg.model, **prep.model_cfg)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = build_optimizer("adam", model.parameters(), cfg.lr, cfg.weight_decay)  # the trainer's (fused) Adam
     if variant == "compile":  # default dynamism: shapes that vary are made symbolic after a recompile
         model = torch.compile(model)
     ev = T.Evaluator(prep, cfg.batch_size, torch.device("cpu"), bucket=cfg.bucket and prep.dense_attention)

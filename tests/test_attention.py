@@ -440,3 +440,27 @@ def test_fast_dropout_matches_dropout_semantics():
     assert abs(dropped.float().mean().item() - 0.3) < 0.01  # 100k draws: 0.3 +- 0.0015 (1 std)
     torch.testing.assert_close(out[~dropped], w[~dropped] / 0.7)  # the rest scaled by 1 / (1 - p)
     assert torch.equal(dropout_weights(w, 1.0, training=True), torch.zeros_like(w))
+
+
+@pytest.mark.parametrize("p, byte", [(0.5, True), (0.25, True), (0.3, False)])
+def test_keep_mask_draws_a_byte_per_entry_when_p_is_a_multiple_of_one_256th(p, byte):
+    """p = k / 256: each entry compares one random byte with k (half the random numbers of the
+    16-bit slices, the same distribution); other p: a 16-bit slice against round(p * 2^16)."""
+    from gnnformer.nn.dropout import keep_mask
+
+    like = torch.empty(300, 333)
+    torch.manual_seed(5)
+    mask, scale = keep_mask(like, p)
+    torch.manual_seed(5)
+    n = like.numel()
+    if byte:
+        bits = torch.randint(-2**63, 2**63 - 1, ((n + 7) // 8,), dtype=torch.int64).view(torch.uint8)[:n]
+        expected = bits >= round(p * 256)
+    else:
+        bits = torch.randint(-2**63, 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64).view(torch.int16)[:n]
+        expected = bits >= round(p * 65536) - 32768
+    assert torch.equal(mask.view(-1), expected)
+    assert abs(1 - mask.double().mean().item() - p) < 0.006  # 100k draws: +- 0.0015 (1 std)
+    assert scale == pytest.approx(1 / (1 - round(p * 65536) / 65536), rel=1e-12)
+    floats, _ = keep_mask(like, p, out=torch.empty_like(like))  # 0 / 1 written as floats
+    assert floats.dtype == torch.float32 and set(floats.unique().tolist()) == {0.0, 1.0}

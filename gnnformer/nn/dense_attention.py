@@ -52,7 +52,9 @@ class _GroupedAttention(torch.autograd.Function):
             b, n = mask.shape
             rows = qkv[start:start + b * n]
             q, k, v = (_heads(rows, b, n, slot, heads) for slot in range(3))
-            q = q * inv_sqrt  # on [b, H, n, d], not on the larger scores
+            # Contiguous once here, or every product forward and backward copies them again.
+            q = torch.mul(q, inv_sqrt, out=q.new_empty(q.shape))  # scaled on [b, H, n, d], not on the scores
+            k = k.contiguous()
             scores = torch.matmul(q, k.transpose(-1, -2))
             pad = torch.zeros(mask.shape, dtype=scores.dtype, device=scores.device)
             pad = pad.masked_fill_(~mask, float("-inf"))[:, None, None, :]
@@ -65,9 +67,9 @@ class _GroupedAttention(torch.autograd.Function):
             if p > 0.0:
                 keep, scale = keep_mask(probs, p, out=torch.empty_like(probs))  # 0 / 1 floats: cheaper than bools
                 dropped = keep.mul_(probs)
-                v = v * scale  # the dropout's 1 / (1 - p) on v: [b, H, n, d] rather than [b, H, n, n]
+                v = torch.mul(v, scale, out=v.new_empty(v.shape))  # dropout's 1 / (1 - p) on v, not on the weights
             else:
-                dropped = probs
+                dropped, v = probs, v.contiguous()
             out[start:start + b * n].view(b, n, heads, -1).copy_(torch.matmul(dropped, v).transpose(1, 2))
             saved.append((start, b, n, q, k, v, factor, scores, probs, dropped))
             start += b * n

@@ -21,7 +21,12 @@ def build_optimizer(name: str, params: Iterable, lr: float, weight_decay: float,
     their global L2 norm is at most ``grad_clip`` (as ``clip_grad_norm_``). Clipping in a step
     pre-hook reaches every training path (mini-batches, full graph, partitions, DDP, whose
     gradients are already averaged over the processes there)."""
-    opt = OPTIMIZERS[name](params, lr=lr, weight_decay=weight_decay)
+    params = list(params)
+    tensors = [t for p in params for t in (p["params"] if isinstance(p, dict) else [p])]
+    # The fused step (one kernel over all parameters) where PyTorch has it: on NCI1's small models
+    # the per-parameter loop of the default step is 3x its time.
+    fused = bool(tensors) and all(t.is_floating_point() and t.device.type in ("cpu", "cuda") for t in tensors)
+    opt = OPTIMIZERS[name](params, lr=lr, weight_decay=weight_decay, fused=fused or None)
     if grad_clip is not None:
         def clip(optimizer, args, kwargs):
             torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], grad_clip)
