@@ -12,10 +12,11 @@ into BENCHMARKS.md.
   PyG's ``DataLoader(shuffle=True)``
 - SPD preprocessing of NCI1 (``precompute_encodings(spd=True)``), cold (empty cache) and cached
 
-    python benchmarks/bench_graph_epoch.py [--epochs 3] [--data-root /work/shared/datasets] [--no-write]
+    python benchmarks/bench_graph_epoch.py [--epochs 3] [--rounds 3] [--data-root /work/shared/datasets] [--no-write]
 
-Each model trains in a fresh subprocess: one warm-up epoch, then ``--epochs`` timed epochs
-(forward + backward + Adam over the whole training split, 80% of NCI1; median reported). Peak
+The models take turns (``--rounds``), each turn in a fresh subprocess: one warm-up epoch, then
+``--epochs`` timed epochs (forward + backward + Adam over the whole training split, 80% of
+NCI1); the median over all rounds is reported. Peak
 memory is ``ru_maxrss`` of that process at the end, and its increase over the same process
 after loading the data and its encodings (before the model exists).
 """
@@ -265,7 +266,10 @@ def warm_caches(args) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--epochs", type=int, default=3, help="timed epochs per model (after one warm-up epoch)")
+    ap.add_argument("--epochs", type=int, default=3, help="timed epochs per model and round (after one warm-up epoch)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="the models take turns, a fresh process each, this many times (noise on a shared machine "
+                         "comes in phases: turns spread it over every model)")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--data-root", default=None, help="data root holding TU/NCI1 (default: gnnformer's resolution)")
     ap.add_argument("--spd-repeats", type=int, default=5)
@@ -298,14 +302,26 @@ def main() -> None:
     if load_before is not None and load_before > 0.1:
         print(f"warning: the machine is {load_before:.0%} busy before the run; timings will be slower and noisier",
               flush=True)
+    if args.rounds < 1 or args.epochs < 1:
+        ap.error("--rounds and --epochs must be at least 1")
     results = {}
-    for name in args.models.split(","):
-        print(f"[{name}] training ...", flush=True)
-        results[name] = run_child(name, args)
-        if "skipped" in results[name]:
-            print(f"[{name}] skipped: {results[name]['skipped']}", flush=True)
-        else:
-            print(f"[{name}] epochs {[round(t, 2) for t in results[name]['times']]} s", flush=True)
+    for turn in range(args.rounds):
+        for name in args.models.split(","):
+            if "skipped" in results.get(name, {}):
+                continue
+            print(f"[{name}] round {turn + 1} of {args.rounds}: training ...", flush=True)
+            # Operations are counted once (the first round); they do not change between rounds.
+            res = run_child(name, args if turn == 0 else argparse.Namespace(**{**vars(args), "flops": False}))
+            if "skipped" in res:
+                print(f"[{name}] skipped: {res['skipped']}", flush=True)
+                results[name] = res
+                continue
+            print(f"[{name}] epochs {[round(t, 2) for t in res['times']]} s", flush=True)
+            if name not in results:
+                results[name] = res
+            else:  # every round's epochs; the largest peak memory
+                results[name]["times"] += res["times"]
+                results[name]["peak_mib"] = max(results[name]["peak_mib"], res["peak_mib"])
     print("[spd] timing ...", flush=True)
     spd = run_child("spd", args)
     pad = padding(args)
@@ -325,6 +341,7 @@ def main() -> None:
              "gradformer:compile": "gnnformer gradformer, torch.compile (random batches)",
              "pyg_gps": "PyG GPSConv model (DataLoader shuffle)"}
     command = "python benchmarks/bench_graph_epoch.py" + (f" --epochs {args.epochs}" if args.epochs != 3 else "") + (
+        f" --rounds {args.rounds}" if args.rounds != 3 else "") + (
         f" --threads {args.threads}" if args.threads else "") + (f" --data-root {args.data_root}" if args.data_root else "") + (
         "" if args.flops else " --no-flops")
     graphs = next((r["graphs"] for r in results.values() if "graphs" in r), "?")
@@ -333,27 +350,31 @@ def main() -> None:
              f"- date: {dt.date.today().isoformat()}; machine: {machine}",
              f"- command: `{command}`",
              f"- workload: NCI1 training split ({graphs} graphs, random 80/10/10, seed 0), batch {args.batch_size}; "
-             f"4 layers, 64 channels, 4 heads, GIN local branch, attention dropout 0.5, Adam; one warm-up epoch, "
-             f"then the median of {args.epochs} epochs (forward + backward + Adam step). Each model runs in a fresh "
-             "process; memory is that process's peak RSS, and its growth over the same process after loading "
-             "the data and encodings."]
+             f"4 layers, 64 channels, 4 heads, GIN local branch, attention dropout 0.5, Adam; forward + backward + "
+             f"Adam step. The models take turns, {args.rounds} round(s), each turn a fresh process: one warm-up "
+             f"epoch, then {args.epochs} timed; `s / epoch` is the median of all {args.rounds * args.epochs} timed "
+             "epochs, `range` their fastest and slowest (this machine's two cores are shared, and its speed "
+             "comes and goes in phases of seconds to minutes: turns spread the phases over every model). "
+             "Memory is a process's peak RSS (the largest of the rounds), and its growth over the same process "
+             "after loading the data and encodings."]
     if peak:
         lines.append(f"- arithmetic: float32 matmul peak measured in this run (4096^3, best of 5) **{peak:.1f} GFLOP/s**; "
                      "GFLOP per epoch counted by torch's `FlopCounterMode` over one more epoch, forward and backward "
                      "(matrix products only: projections, attention score and value products, MLPs; message-passing "
                      "gathers and scatters, softmax and other element-wise work are not counted), divided by the "
                      "median epoch time for the achieved rate.")
-    lines += ["", "| model | encodings | s / epoch | PyG / ours | GFLOP / epoch | GFLOP/s (% of peak) | peak RSS (MiB) "
-              "| over data (MiB) |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines += ["", "| model | encodings | s / epoch | range | PyG / ours | GFLOP / epoch | GFLOP/s (% of peak) "
+              "| peak RSS (MiB) | over data (MiB) |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, res in results.items():
         if "skipped" in res:
-            lines.append(f"| {label.get(name, name)} | - | skipped: {res['skipped']} | | | | | |")
+            lines.append(f"| {label.get(name, name)} | - | skipped: {res['skipped']} | | | | | | |")
             continue
         t = statistics.median(res["times"])
         ratio = f"{peer_t / t:.2f}" if peer_t and name != "pyg_gps" else "1.00" if name == "pyg_gps" else "-"
         gflop = res.get("gflop")
         rate = f"{gflop / t:.1f} ({100 * gflop / t / peak:.0f}%)" if gflop and peak else "-"
-        lines.append(f"| {label.get(name, name)} | {res['encodings']} | {t:.2f} | {ratio} | "
+        lines.append(f"| {label.get(name, name)} | {res['encodings']} | {t:.2f} | "
+                     f"{min(res['times']):.2f}-{max(res['times']):.2f} | {ratio} | "
                      f"{f'{gflop:.1f}' if gflop else '-'} | {rate} | {res['peak_mib']:.0f} | "
                      f"{res['peak_mib'] - res['base_mib']:.0f} |")
     lines += ["",

@@ -41,7 +41,7 @@ SUITE = (
     Piece("layers", "bench_layers.py", "one layer forward/backward against PyG's conv layers",
           quick=("--repeats", "2", "--graphs", "16", "--no-write")),
     Piece("graph-epoch", "bench_graph_epoch.py", "NCI1 training epoch, gradformer/gps against PyG's GPS",
-          quick=("--epochs", "1", "--spd-repeats", "1", "--models", "gradformer,pyg_gps", "--threads", "1",
+          quick=("--epochs", "1", "--rounds", "1", "--spd-repeats", "1", "--models", "gradformer,pyg_gps", "--threads", "1",
                  "--no-write"), needs_data=True),
     Piece("difformer-scaling", "bench_difformer_scaling.py", "DIFFormer-s time and memory against N, beside PyG's SGFormer",
           quick=("--quick",)),

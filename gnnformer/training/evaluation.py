@@ -11,10 +11,12 @@ from functools import cached_property
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
+from torch.utils.data import DataLoader as TorchDataLoader
 from torch_geometric.loader import DataLoader
 
 from ..datasets import GraphDataset
 from ..tasks import Task
+from .collate import GraphStore
 from .distributed import SINGLE, Context, gather
 from .minibatch import full_graph_outputs
 from .sampler import SizeBucketSampler
@@ -69,13 +71,29 @@ class Evaluator:
         """Batches of the graphs ``idx``: for training (``shuffle``: size-bucketed with ``bucket``,
         else shuffled at random), or in ``batch_order(idx)`` order. ``positions``: batches of
         positions into ``idx`` instead of graphs, drawn with the same random calls."""
-        items = list(range(len(idx))) if positions else [self.prep.graphs[i] for i in idx.tolist()]
+        store = None if positions else self.store
+        if store is not None:  # the same draws over positions, each batch gathered from the store
+            items, loader, extra = range(len(idx)), TorchDataLoader, {"collate_fn": lambda pos: store.batch(idx[pos])}
+        else:
+            items = list(range(len(idx))) if positions else [self.prep.graphs[i] for i in idx.tolist()]
+            loader, extra = DataLoader, {}
         if shuffle and self.bucket:
             sampler = SizeBucketSampler(self.prep.sizes[idx], self.batch_size, generator=generator)
-            return DataLoader(items, batch_sampler=sampler)
+            return loader(items, batch_sampler=sampler, **extra)
         if shuffle:
-            return DataLoader(items, batch_size=self.batch_size, shuffle=True, generator=generator)
-        return DataLoader(items, batch_sampler=[b.tolist() for b in self.batch_order(idx)])
+            return loader(items, batch_size=self.batch_size, shuffle=True, generator=generator, **extra)
+        return loader(items, batch_sampler=[b.tolist() for b in self.batch_order(idx)], **extra)
+
+    @cached_property
+    def store(self) -> Optional[GraphStore]:
+        """The graphs concatenated once, for batches without per-graph Python work (several graphs
+        only; ``None`` where :class:`GraphStore` cannot hold them)."""
+        if len(self.prep.graphs) < 2:
+            return None
+        try:
+            return GraphStore(self.prep.graphs)
+        except TypeError:
+            return None
 
     def train_batches(self, idx: torch.Tensor, generator=None) -> List[List[int]]:
         """One epoch's training batches as positions into ``idx``, drawn exactly as ``loader(idx,
