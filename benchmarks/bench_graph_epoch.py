@@ -201,7 +201,7 @@ def padding(args) -> dict:
     attention does) and for size-bucketed ones."""
     import torch
 
-    from gnnformer.nn.attention import plan_size_groups
+    from gnnformer.nn.attention import SIZE_GROUPS, plan_size_groups
 
     from gnnformer.datasets import random_split
     from gnnformer.training.sampler import SizeBucketSampler, attention_cells
@@ -215,10 +215,10 @@ def padding(args) -> dict:
     grouped = []
     for _ in range(5):
         batches = torch.randperm(len(sizes), generator=gen).split(args.batch_size)
-        groups = [b[g] for b in batches for g in plan_size_groups(sizes[b], 8)]
+        groups = [b[g] for b in batches for g in plan_size_groups(sizes[b], SIZE_GROUPS)]
         grouped.append(attention_cells(sizes, groups)[0])
     return {"needed": rand[0][1], "random": sum(p for p, _ in rand) / 5, "bucketed": sum(p for p, _ in bucket) / 5,
-            "grouped": sum(grouped) / 5}
+            "grouped": sum(grouped) / 5, "groups": SIZE_GROUPS}
 
 
 def child_spd(args) -> dict:
@@ -380,7 +380,7 @@ def main() -> None:
     lines += ["",
               f"Attention cells per epoch (dense batches, sum of B * Nmax^2, mean of 5 epochs) against the "
               f"graphs' own sum of n^2 = {pad['needed']:,}: random batches padded whole {pad['random']:,.0f} "
-              f"({pad['random'] / pad['needed']:.2f}x), random batches padded per size group (at most 8 "
+              f"({pad['random'] / pad['needed']:.2f}x), random batches padded per size group (at most {pad['groups']} "
               f"groups, the attention default) {pad['grouped']:,.0f} ({pad['grouped'] / pad['needed']:.2f}x), "
               f"size-bucketed batches {pad['bucketed']:,.0f} ({pad['bucketed'] / pad['needed']:.2f}x).",
               "",

@@ -43,12 +43,15 @@ def _heads(rows: Tensor, b: int, n: int, slot: int, heads: int) -> Tensor:
 class _GroupedAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, qkv: Tensor, masks: Sequence[Tensor], heads: int, p: float,
-                *factors: Optional[Tensor]) -> Tensor:  # type: ignore[override]
+                biases: Sequence[Tensor], *factors: Optional[Tensor]) -> Tensor:  # type: ignore[override]
         C = qkv.size(1) // 3
         inv_sqrt = 1.0 / math.sqrt(C // heads)
         out = qkv.new_empty(qkv.size(0), C)
-        saved, start, scale = [], 0, 1.0
-        for mask, factor in zip(masks, factors):
+        saved, start, cell, scale = [], 0, 0, 1.0
+        if p > 0.0:  # every group's keep mask in one draw (0 / 1 floats: cheaper to apply than bools)
+            keep_all = qkv.new_empty(sum(heads * m.numel() * m.size(1) for m in masks))
+            keep_all, scale = keep_mask(keep_all, p, out=keep_all)
+        for mask, pad, factor in zip(masks, biases, factors):
             b, n = mask.shape
             rows = qkv[start:start + b * n]
             q, k, v = (_heads(rows, b, n, slot, heads) for slot in range(3))
@@ -56,8 +59,6 @@ class _GroupedAttention(torch.autograd.Function):
             q = torch.mul(q, inv_sqrt, out=q.new_empty(q.shape))  # scaled on [b, H, n, d], not on the scores
             k = k.contiguous()
             scores = torch.matmul(q, k.transpose(-1, -2))
-            pad = torch.zeros(mask.shape, dtype=scores.dtype, device=scores.device)
-            pad = pad.masked_fill_(~mask, float("-inf"))[:, None, None, :]
             if factor is not None:
                 logits = torch.addcmul(pad, scores, factor)  # scores kept: the factor's gradient needs them
             else:
@@ -65,8 +66,8 @@ class _GroupedAttention(torch.autograd.Function):
             probs = torch.softmax(logits, dim=-1)
             del logits
             if p > 0.0:
-                keep, scale = keep_mask(probs, p, out=torch.empty_like(probs))  # 0 / 1 floats: cheaper than bools
-                dropped = keep.mul_(probs)
+                dropped = keep_all[cell:cell + probs.numel()].view(probs.shape).mul_(probs)
+                cell += probs.numel()
                 v = torch.mul(v, scale, out=v.new_empty(v.shape))  # dropout's 1 / (1 - p) on v, not on the weights
             else:
                 dropped, v = probs, v.contiguous()
@@ -93,7 +94,7 @@ class _GroupedAttention(torch.autograd.Function):
             grad_logits.addcmul_(probs, grad_logits.sum(dim=-1, keepdim=True), value=-1.0)
             grad_factor = None
             if factor is not None:
-                if ctx.needs_input_grad[4 + i]:
+                if ctx.needs_input_grad[5 + i]:
                     grad_factor = grad_logits * scores
                     if factor.size(1) == 1 and grad_factor.size(1) != 1:  # one factor for every head
                         grad_factor = grad_factor.sum(dim=1, keepdim=True)
@@ -104,12 +105,13 @@ class _GroupedAttention(torch.autograd.Function):
             _heads(grad, b, n, 0, heads).copy_(torch.matmul(grad_logits, k).mul_(ctx.inv_sqrt))
             _heads(grad, b, n, 1, heads).copy_(torch.matmul(grad_logits.transpose(-1, -2), q_scaled))
         ctx.groups = None
-        return (grad_qkv, None, None, None, *grad_factors)
+        return (grad_qkv, None, None, None, None, *grad_factors)
 
 
+@torch.compiler.disable  # its loop over groups has data-dependent shapes: torch.compile runs it as is
 def grouped_attention(qkv: Tensor, masks: Sequence[Tensor], heads: int,
                       factors: Optional[Sequence[Optional[Tensor]]] = None, dropout: float = 0.0,
-                      training: bool = False) -> Tensor:
+                      training: bool = False, biases: Optional[Sequence[Tensor]] = None) -> Tensor:
     """Attention of every group of padded graphs (see the module docstring).
 
     Args:
@@ -121,6 +123,8 @@ def grouped_attention(qkv: Tensor, masks: Sequence[Tensor], heads: int,
         factors: Per group ``None`` or a finite ``[b_g, H, n_g, n_g]`` / ``[b_g, 1, n_g, n_g]``
             factor on the scaled scores.
         dropout: Dropout on the weights, in ``training`` only.
+        biases: Per group its :func:`key_bias` (built here when not given; every layer of a model
+            sees the same groups, so callers may build them once per batch).
 
     Returns:
         ``[rows, C]`` (rows of padded nodes arbitrary).
@@ -143,4 +147,11 @@ def grouped_attention(qkv: Tensor, masks: Sequence[Tensor], heads: int,
     p = float(dropout) if training else 0.0
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-    return _GroupedAttention.apply(qkv, list(masks), int(heads), p, *factors)
+    biases = [key_bias(m) for m in masks] if biases is None else biases
+    return _GroupedAttention.apply(qkv, list(masks), int(heads), p, [b.to(qkv.dtype) for b in biases], *factors)
+
+
+def key_bias(mask: Tensor) -> Tensor:
+    """A group's additive key mask ``[b, 1, 1, n]`` from its node mask ``[b, n]``: ``-inf`` where
+    the key is padding, else 0."""
+    return torch.zeros(mask.shape, device=mask.device).masked_fill_(~mask, float("-inf"))[:, None, None, :]
