@@ -53,7 +53,8 @@ class GraphMultiheadAttention(nn.Module):
       :math:`m_{ij}` on the scaled scores, applied before the bias and the masks:
       :math:`\alpha^h_{ij} = \operatorname{softmax}_j\big((q_i^\top k_j / \sqrt{d})\, m^h_{ij} + b^h_{ij}\big)`
       (e.g. Gradformer's decay, :class:`~gnnformer.nn.ShortestPathDecay`); it must be finite. It
-      cannot go through the fused kernel, so the dense ``[B, H, Nmax, Nmax]`` weights are built.
+      cannot go through PyTorch's fused kernel; without a bias or mask it runs through
+      :func:`~gnnformer.nn.dense_attention.grouped_attention` (as does dropout in training on CPU).
       ``attn_scale`` may also be a function ``(graphs, n) -> [len(graphs), (H,) n, n]`` that
       builds the factor for some of the batch's graphs padded to ``n`` nodes: then no tensor the
       size of the whole padded batch is made (see size groups below), which matters when the
