@@ -26,6 +26,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ..nn import ShortestPathDecay
+from ..nn.encodings import spd_entry_positions, spd_graph_sizes
 from ..registry import MODELS
 from .gps import GPS, GPSConfig
 
@@ -93,13 +94,7 @@ class Gradformer(GPS):
             sizes = torch.tensor([int(data.num_nodes)], device=spd.device)
         else:
             sizes = torch.bincount(batch, minlength=int(getattr(data, "num_graphs", 0) or 0))
-        needed = int((sizes * sizes).sum())
-        if needed != spd.numel():
-            raise ValueError(
-                f"spd has {spd.numel()} entries but the graphs' sizes need {needed} "
-                "(sum of n^2); was it batched with a different batch vector?"
-            )
-        return SubsetDecay(self.decay, spd, sizes)
+        return SubsetDecay(self.decay, spd, spd_graph_sizes(spd, sizes))
 
     def embed(self, data) -> Tensor:
         h = self.encoder(data)
@@ -141,11 +136,7 @@ class SubsetDecay:
 
     def _distances(self, graphs: Tensor, n: int) -> Tensor:
         sizes = self.sizes[graphs]
-        squares = sizes * sizes
-        owner = torch.repeat_interleave(torch.arange(graphs.numel(), device=sizes.device), squares)
-        within = torch.arange(owner.numel(), device=sizes.device) - (torch.cumsum(squares, 0) - squares)[owner]
-        rows = sizes[owner]
-        i = torch.div(within, rows, rounding_mode="floor")
+        owner, i, j = spd_entry_positions(sizes)
         out = torch.full((graphs.numel(), n, n), float("inf"), dtype=self.dist.dtype, device=self.dist.device)
-        out.view(-1)[owner * (n * n) + i * n + (within - i * rows)] = self.dist[self.starts[graphs][owner] + within]
+        out.view(-1)[owner * (n * n) + i * n + j] = self.dist[self.starts[graphs][owner] + i * sizes[owner] + j]
         return out

@@ -39,11 +39,11 @@ def keep_mask(like: Tensor, p: float, out: Optional[Tensor] = None) -> tuple[Ten
     if cut % 256 == 0:
         # p a multiple of 2^-8 (0.5, 0.25, ...): one random byte per entry gives the same mask
         # distribution from half the random numbers, which torch draws on one thread.
-        bits = torch.randint(-2**63, 2**63 - 1, ((n + 7) // 8,), dtype=torch.int64, device=like.device)
-        mask = torch.ge(bits.view(torch.uint8)[:n].view(like.shape), cut // 256, out=out)
+        slices, dtype, threshold = 8, torch.uint8, cut // 256
     else:
-        bits = torch.randint(-2**63, 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=like.device)
-        mask = torch.ge(bits.view(torch.int16)[:n].view(like.shape), cut - _LEVELS // 2, out=out)
+        slices, dtype, threshold = 4, torch.int16, cut - _LEVELS // 2  # int16 is signed
+    bits = torch.randint(-2**63, 2**63 - 1, ((n + slices - 1) // slices,), dtype=torch.int64, device=like.device)
+    mask = torch.ge(bits.view(dtype)[:n].view(like.shape), threshold, out=out)
     return mask, _LEVELS / (_LEVELS - cut)
 
 

@@ -293,6 +293,29 @@ class ShortestPathDistance(BaseTransform):
         return data
 
 
+def spd_graph_sizes(spd: Tensor, sizes: Tensor) -> Tensor:
+    r"""``sizes`` (nodes per graph), checked against a batch's concatenated ``spd``: it must hold
+    :math:`\sum n^2` entries."""
+    needed = int((sizes * sizes).sum())
+    if needed != spd.numel():
+        raise ValueError(
+            f"spd has {spd.numel()} entries but the graphs' sizes need {needed} "
+            "(sum of n^2); was it batched with a different batch vector?"
+        )
+    return sizes
+
+
+def spd_entry_positions(sizes: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """For the concatenated SPD of graphs with ``sizes`` nodes (graph by graph, each ``n x n``
+    row-major): every entry's graph (its position in ``sizes``), row and column."""
+    squares = sizes * sizes
+    graph = torch.repeat_interleave(torch.arange(sizes.numel(), device=sizes.device), squares)
+    local = torch.arange(graph.numel(), device=sizes.device) - (torch.cumsum(squares, 0) - squares)[graph]
+    n = sizes[graph]
+    i = torch.div(local, n, rounding_mode="floor")
+    return graph, i, local - i * n
+
+
 def spd_to_dense(spd: Tensor, batch: Tensor | None, max_nodes: int | None = None) -> Tensor:
     """Unflatten a batch's concatenated ``spd`` into ``[B, Nmax, Nmax]`` long, padding ``-1``.
 
@@ -303,28 +326,16 @@ def spd_to_dense(spd: Tensor, batch: Tensor | None, max_nodes: int | None = None
     """
     device = spd.device
     if batch is None:
-        n = int(round(spd.numel() ** 0.5))
-        sizes = torch.tensor([n], device=device)
+        sizes = torch.tensor([int(round(spd.numel() ** 0.5))], device=device)
     else:
-        sizes = torch.bincount(batch)
-    squares = sizes * sizes
-    if int(squares.sum()) != spd.numel():
-        raise ValueError(
-            f"spd has {spd.numel()} entries but the graphs' sizes need {int(squares.sum())} "
-            "(sum of n^2); was it batched with a different batch vector?"
-        )
+        sizes = spd_graph_sizes(spd, torch.bincount(batch))
     num_graphs = sizes.numel()
     n_max = int(sizes.max()) if num_graphs else 0
     size = n_max if max_nodes is None else max_nodes
     out = torch.full((num_graphs, size, size), -1, dtype=torch.long, device=device)
     if spd.numel() == 0:
         return out
-    # For every entry: its graph, then its (i, j) inside that graph's n x n block.
-    graph = torch.repeat_interleave(torch.arange(num_graphs, device=device), squares)
-    start = torch.cumsum(squares, 0) - squares
-    local = torch.arange(spd.numel(), device=device) - start[graph]
-    n = sizes[graph]
-    i, j = local // n, local % n
+    graph, i, j = spd_entry_positions(sizes)
     if size < n_max:
         keep = (i < size) & (j < size)
         graph, i, j, spd = graph[keep], i[keep], j[keep], spd[keep]

@@ -11,8 +11,8 @@ from functools import cached_property
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
-from torch.utils.data import DataLoader as TorchDataLoader
-from torch_geometric.loader import DataLoader
+from torch.utils.data import DataLoader
+from torch_geometric.data import Batch
 
 from ..datasets import GraphDataset
 from ..tasks import Task
@@ -71,18 +71,22 @@ class Evaluator:
         """Batches of the graphs ``idx``: for training (``shuffle``: size-bucketed with ``bucket``,
         else shuffled at random), or in ``batch_order(idx)`` order. ``positions``: batches of
         positions into ``idx`` instead of graphs, drawn with the same random calls."""
-        store = None if positions else self.store
-        if store is not None:  # the same draws over positions, each batch gathered from the store
-            items, loader, extra = range(len(idx)), TorchDataLoader, {"collate_fn": lambda pos: store.batch(idx[pos])}
-        else:
-            items = list(range(len(idx))) if positions else [self.prep.graphs[i] for i in idx.tolist()]
-            loader, extra = DataLoader, {}
+        # The sampler draws over positions; a batch of positions becomes the graphs' Batch here.
+        collate = torch.tensor if positions else (lambda pos: self.collate(idx[pos]))
+        items = range(len(idx))
         if shuffle and self.bucket:
             sampler = SizeBucketSampler(self.prep.sizes[idx], self.batch_size, generator=generator)
-            return loader(items, batch_sampler=sampler, **extra)
+            return DataLoader(items, batch_sampler=sampler, collate_fn=collate)
         if shuffle:
-            return loader(items, batch_size=self.batch_size, shuffle=True, generator=generator, **extra)
-        return loader(items, batch_sampler=[b.tolist() for b in self.batch_order(idx)], **extra)
+            return DataLoader(items, batch_size=self.batch_size, shuffle=True, generator=generator, collate_fn=collate)
+        return DataLoader(items, batch_sampler=[b.tolist() for b in self.batch_order(idx)], collate_fn=collate)
+
+    def collate(self, graphs: torch.Tensor) -> Batch:
+        """The graphs ``graphs`` (ids into ``prep.graphs``, in that order) as one Batch: gathered
+        from the :class:`GraphStore` where it holds them, else by ``Batch.from_data_list``."""
+        if self.store is not None:
+            return self.store.batch(graphs)
+        return Batch.from_data_list([self.prep.graphs[i] for i in graphs.tolist()])
 
     @cached_property
     def store(self) -> Optional[GraphStore]:
@@ -121,9 +125,8 @@ class Evaluator:
             raise ValueError("Cannot evaluate on an empty split.")
         mine = order[self.ctx.rank::self.ctx.world]
         outs, ys = [], []
-        graphs = [self.prep.graphs[i] for i in idx.tolist()]
-        for batch in DataLoader(graphs, batch_sampler=[b.tolist() for b in mine]):
-            batch = batch.to(self.device)
+        for positions in mine:
+            batch = self.collate(idx[positions]).to(self.device)
             outs.append(model(batch).cpu())
             ys.append(batch.y.cpu())
         if self.ctx.active:  # batch i ran on rank i % world: put them back in batch order

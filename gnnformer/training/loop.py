@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
 import torch
-from torch_geometric.data import Batch
 
 from ..datasets import Split
 from ..models import create_model
@@ -62,7 +61,7 @@ def train_shared_epoch(model, opt, task: Task, ev: Evaluator, idx: torch.Tensor,
             continue
         mine = share(positions, ctx)
         per = (lambda ps: len(ps)) if task.level != "node" else (lambda ps: int(sizes[ps].sum()))
-        batch = Batch.from_data_list([ev.prep.graphs[i] for i in idx[mine].tolist()]).to(device)
+        batch = ev.collate(idx[mine]).to(device)
         opt.zero_grad()
         loss = task.loss(model(batch), batch.y)
         (loss * loss_weight(per(mine), per(positions), ctx)).backward()
